@@ -1,0 +1,1 @@
+"""Deterministic validation rules per entry kind: pure functions over state."""

@@ -1,0 +1,111 @@
+"""Canonical MessagePack (DESIGN §2): the only bytes that are ever hashed or signed.
+
+Canonical means: nil, bool, int (-2**63 .. 2**64-1), str, bin, array and map only; map
+keys are str, sorted by their UTF-8 bytes, without duplicates; every value in its
+shortest form. ``decode`` accepts exactly the byte strings that ``encode`` produces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from ledger.errors import CodecError
+
+__all__ = ["MAX_DEPTH", "MAX_INPUT_BYTES", "CodecError", "decode", "encode"]
+
+MAX_DEPTH = 32
+# A block of max_block_entries (5,000) entries of max_entry_bytes (16 KiB) is ~80 MiB;
+# callers with tighter limits pass their own ``max_bytes``.
+MAX_INPUT_BYTES = 96 * 1024 * 1024
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+def encode(obj: object) -> bytes:
+    """Encode ``obj`` canonically; raise CodecError for anything outside the data model."""
+    try:
+        return msgpack.packb(_canonical(obj, 0), use_bin_type=True)  # type: ignore[no-any-return]
+    except (OverflowError, UnicodeEncodeError, ValueError, TypeError) as exc:
+        raise CodecError(f"cannot encode: {exc}") from exc
+
+
+def _canonical(obj: object, depth: int) -> object:
+    if depth > MAX_DEPTH:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH}")
+    if obj is None or isinstance(obj, (bool, str, bytes)):
+        return obj
+    if isinstance(obj, int):
+        if not _INT_MIN <= obj <= _INT_MAX:
+            raise CodecError(f"integer {obj} outside -2**63 .. 2**64-1")
+        return obj
+    if isinstance(obj, dict):
+        for key in obj:
+            if type(key) is not str:
+                raise CodecError(f"map key {key!r} is not a str")
+        # Sorting str by code point equals sorting their UTF-8 encodings byte-wise.
+        return {key: _canonical(obj[key], depth + 1) for key in sorted(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(item, depth + 1) for item in obj]
+    if isinstance(obj, (bytearray, memoryview)):
+        return bytes(obj)
+    raise CodecError(f"type {type(obj).__name__} is not in the canonical data model")
+
+
+def decode(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
+    """Decode canonical bytes; raise CodecError for anything ``encode`` would not produce."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise CodecError(f"input of {len(data)} bytes exceeds the limit of {max_bytes}")
+    if not data:
+        raise CodecError("empty input")
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=False,
+            ext_hook=_reject_ext,
+        )
+    except CodecError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise CodecError("trailing bytes after the value") from exc
+    except msgpack.StackError as exc:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH}") from exc
+    except (ValueError, UnicodeDecodeError, TypeError, msgpack.UnpackException) as exc:
+        raise CodecError(f"not decodable: {exc}") from exc
+    _check(obj, 0)
+    # Every remaining difference (long forms, duplicate keys collapsed by the dict) shows
+    # up as a re-encoding that differs from the input.
+    if msgpack.packb(obj, use_bin_type=True) != data:
+        raise CodecError("not canonical: a value is not in its shortest form or a key repeats")
+    return obj
+
+
+def _reject_ext(code: int, data: bytes) -> object:
+    raise CodecError(f"ext type {code} is not allowed")
+
+
+def _check(obj: object, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH}")
+    kind = type(obj)
+    if kind is dict:
+        previous: str | None = None
+        for key, value in obj.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                raise CodecError(f"map key {key!r} is not a str")
+            if previous is not None and key <= previous:
+                raise CodecError(f"map keys not sorted: {key!r} after {previous!r}")
+            previous = key
+            _check(value, depth + 1)
+    elif kind is list:
+        for item in obj:  # type: ignore[attr-defined]
+            _check(item, depth + 1)
+    elif kind is float:
+        raise CodecError("floats are not allowed")

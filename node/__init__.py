@@ -1,0 +1,1 @@
+"""The customs-node daemon: consensus core, mempool, peers, sync, HTTP API and CLIs."""
