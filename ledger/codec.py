@@ -20,6 +20,7 @@ MAX_DEPTH = 32
 # callers with tighter limits pass their own ``max_bytes``.
 MAX_INPUT_BYTES = 96 * 1024 * 1024
 
+_SCALARS = frozenset({str, bytes, int, bool, type(None)})
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
@@ -109,3 +110,6 @@ def _check(obj: object, depth: int) -> None:
             _check(item, depth + 1)
     elif kind is float:
         raise CodecError("floats are not allowed")
+    elif kind not in _SCALARS:
+        # msgpack decodes ext -1 to a Timestamp without calling ext_hook.
+        raise CodecError(f"type {kind.__name__} is not allowed")

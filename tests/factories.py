@@ -1,0 +1,67 @@
+"""Shared builders for tests: seeded member keys, genesis documents, signed entries.
+
+Keys follow the conformance-vector rule: the private key of member X is the Ed25519 key
+whose 32 private bytes are SHA-256(UTF-8 "X").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ledger.entry import Entry, SignedEntry
+from ledger.genesis import Genesis, Member, Params
+from ledger.keys import SigningKey
+
+CHAIN_ID = "customs-test-1"
+GENESIS_TIME = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+ALL_ROLES = ("validator", "issuer", "customs")
+
+
+def member_key(member_id: str) -> SigningKey:
+    return SigningKey.from_seed(hashlib.sha256(member_id.encode()).digest())
+
+
+def make_member(
+    member_id: str,
+    jurisdictions: Sequence[str] | None = None,
+    roles: Iterable[str] = ALL_ROLES,
+    endpoints: Sequence[str] = (),
+) -> Member:
+    return Member(
+        id=member_id,
+        name=f"{member_id} Customs",
+        jurisdictions=tuple(jurisdictions or (member_id[:2],)),
+        roles=frozenset(roles),
+        public_key=member_key(member_id).public_key,
+        endpoints=tuple(endpoints),
+    )
+
+
+def make_genesis(
+    member_ids: Sequence[str] = ("CN", "DE", "NL", "US"),
+    *,
+    chain_id: str = CHAIN_ID,
+    params: Params | None = None,
+    members: Sequence[Member] | None = None,
+) -> Genesis:
+    return Genesis.build(
+        chain_id,
+        GENESIS_TIME,
+        list(members) if members is not None else [make_member(m) for m in member_ids],
+        params,
+    )
+
+
+def sign_entry(
+    author: str,
+    kind: str,
+    body: Mapping[str, Any],
+    *,
+    ts: int = GENESIS_TIME,
+    chain_id: str = CHAIN_ID,
+    key: SigningKey | None = None,
+) -> SignedEntry:
+    entry = Entry(chain=chain_id, kind=kind, author=author, ts=ts, body=dict(body))
+    return entry.sign(key or member_key(author))
