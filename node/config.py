@@ -1,0 +1,346 @@
+"""A node's configuration: ``node.toml`` parsed into a frozen, fully validated NodeConfig.
+
+Every limit the daemon enforces is named here, so an operator finds each one in the file
+and a test can exercise it at and past its value. Unknown keys are refused: a misspelt
+limit silently falling back to its default is worse than a refusal to start.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ledger.genesis import MEMBER_ID, Genesis
+
+__all__ = [
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "ConfigError",
+    "Limits",
+    "NodeConfig",
+    "Timeouts",
+    "check_against_genesis",
+    "load_config",
+    "peer_urls",
+    "render_default_config",
+]
+
+MAX_CONFIG_BYTES = 256 * 1024
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_MIB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """node.toml is unusable; ``key`` names the offending setting (dotted), ``problem`` why."""
+
+    def __init__(self, key: str, problem: str, *, path: Path | None = None) -> None:
+        where = f"{path}: " if path is not None else ""
+        super().__init__(f"{where}{key}: {problem}")
+        self.key = key
+        self.problem = problem
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size and count limits; each is enforced by the component that names it."""
+
+    max_request_bytes: int = 4 * _MIB
+    max_entries_per_request: int = 1000
+    max_frame_bytes: int = 16 * _MIB
+    mempool_max_entries: int = 50_000
+    mempool_max_bytes: int = 64 * _MIB
+    max_peer_connections: int = 64
+    max_api_connections: int = 256
+    peer_send_queue: int = 16_384
+    gossip_seen_cache: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Consensus timeouts (Tendermint: base + round * delta) and peer-link timings, in ms."""
+
+    propose_ms: int = 1000
+    propose_delta_ms: int = 500
+    prevote_ms: int = 1000
+    prevote_delta_ms: int = 500
+    precommit_ms: int = 1000
+    precommit_delta_ms: int = 500
+    handshake_ms: int = 5000
+    heartbeat_ms: int = 10_000
+    reconnect_min_ms: int = 200
+    reconnect_max_ms: int = 10_000
+
+
+# (lowest, highest) for every integer setting: keeps a typo from making a node that
+# cannot work (a 0-byte frame limit) or that one peer could exhaust.
+_LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
+    "max_request_bytes": (1024, 1024 * _MIB),
+    "max_entries_per_request": (1, 100_000),
+    "max_frame_bytes": (1024, 1024 * _MIB),
+    "mempool_max_entries": (1, 10_000_000),
+    "mempool_max_bytes": (1024, 16 * 1024 * _MIB),
+    "max_peer_connections": (1, 4096),
+    "max_api_connections": (1, 65_536),
+    "peer_send_queue": (1, 1_000_000),
+    "gossip_seen_cache": (16, 10_000_000),
+}
+_TIMEOUT_BOUNDS: dict[str, tuple[int, int]] = {
+    name: (1, 3_600_000) for name in (f.name for f in fields(Timeouts))
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A validated node.toml; every path is absolute."""
+
+    member_id: str
+    config_path: Path
+    data_dir: Path
+    genesis_file: Path
+    key_file: Path
+    api_token_file: Path
+    passphrase_file: Path | None = None
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 7101
+    # None means "every other member's genesis endpoints".
+    peers: Mapping[str, str] | None = None
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    log_format: str = "text"
+    log_level: str = "info"
+
+
+_TOP_KEYS = {
+    "id",
+    "data_dir",
+    "genesis_file",
+    "key_file",
+    "api_token_file",
+    "passphrase_file",
+    "listen",
+    "peers",
+    "limits",
+    "timeouts",
+    "log",
+}
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and validate ``path``; raise ConfigError naming the key and the problem."""
+    path = Path(path).absolute()
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError("file", f"cannot read: {exc.strerror}", path=path) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError("file", f"larger than {MAX_CONFIG_BYTES} bytes", path=path)
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError("file", "not UTF-8 text", path=path) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("file", f"not valid TOML: {exc}", path=path) from exc
+    try:
+        return _parse(doc, path)
+    except ConfigError as exc:
+        raise ConfigError(exc.key, exc.problem, path=path) from None
+
+
+def _parse(doc: dict[str, Any], path: Path) -> NodeConfig:
+    _reject_unknown(doc, _TOP_KEYS, "")
+    member_id = doc.get("id")
+    if not isinstance(member_id, str) or not MEMBER_ID.match(member_id):
+        raise ConfigError("id", f"must be a member id matching {MEMBER_ID.pattern}")
+    base = path.parent
+    listen = _table(doc, "listen")
+    _reject_unknown(listen, {"host", "port"}, "listen.")
+    host = listen.get("host", "127.0.0.1")
+    if not isinstance(host, str) or not host or len(host) > 255:
+        raise ConfigError("listen.host", "must be a non-empty host name or address")
+    passphrase = doc.get("passphrase_file")
+    log = _table(doc, "log")
+    _reject_unknown(log, {"format", "level"}, "log.")
+    return NodeConfig(
+        member_id=member_id,
+        config_path=path,
+        data_dir=_path(doc, "data_dir", "data", base),
+        genesis_file=_path(doc, "genesis_file", "genesis.json", base),
+        key_file=_path(doc, "key_file", "node.key", base),
+        api_token_file=_path(doc, "api_token_file", "api.token", base),
+        passphrase_file=None if passphrase is None else _path(doc, "passphrase_file", "", base),
+        listen_host=host,
+        listen_port=_int(listen, "port", 7101, (0, 65535), "listen."),
+        peers=_peers(doc),
+        limits=Limits(**_ints(_table(doc, "limits"), _LIMIT_BOUNDS, "limits.")),
+        timeouts=_timeouts(_table(doc, "timeouts")),
+        log_format=_choice(log, "format", "text", LOG_FORMATS),
+        log_level=_choice(log, "level", "info", LOG_LEVELS),
+    )
+
+
+def _reject_unknown(table: Mapping[str, Any], known: set[str], prefix: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}", f"unknown setting (known: {sorted(known)})")
+
+
+def _table(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _path(doc: Mapping[str, Any], key: str, default: str, base: Path) -> Path:
+    value = doc.get(key, default)
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ConfigError(key, "must be a non-empty path string")
+    # Relative to the config file, not the working directory, so a unit file's cwd
+    # cannot change which key or store a node opens.
+    return (base / Path(value).expanduser()).absolute()
+
+
+def _int(
+    table: Mapping[str, Any], key: str, default: int, bounds: tuple[int, int], prefix: str
+) -> int:
+    value = table.get(key, default)
+    low, high = bounds
+    if type(value) is not int or not low <= value <= high:
+        raise ConfigError(f"{prefix}{key}", f"must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def _ints(
+    table: Mapping[str, Any], bounds: Mapping[str, tuple[int, int]], prefix: str
+) -> dict[str, int]:
+    _reject_unknown(table, set(bounds), prefix)
+    return {key: _int(table, key, 0, bounds[key], prefix) for key in table}
+
+
+def _timeouts(table: Mapping[str, Any]) -> Timeouts:
+    timeouts = Timeouts(**_ints(table, _TIMEOUT_BOUNDS, "timeouts."))
+    if timeouts.reconnect_min_ms > timeouts.reconnect_max_ms:
+        raise ConfigError("timeouts.reconnect_min_ms", "must not exceed reconnect_max_ms")
+    return timeouts
+
+
+def _choice(table: Mapping[str, Any], key: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = table.get(key, default)
+    if value not in allowed:
+        raise ConfigError(f"log.{key}", f"must be one of {list(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _peers(doc: Mapping[str, Any]) -> Mapping[str, str] | None:
+    if "peers" not in doc:
+        return None
+    table = _table(doc, "peers")
+    peers: dict[str, str] = {}
+    for member_id, url in table.items():
+        if not MEMBER_ID.match(member_id):
+            raise ConfigError(f"peers.{member_id}", "key must be a member id")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"peers.{member_id}", "must be an http(s) base URL")
+        peers[member_id] = url.rstrip("/")
+    return peers
+
+
+def peer_urls(config: NodeConfig, genesis: Genesis) -> dict[str, str]:
+    """Member id -> base URL to dial: the configured table, else genesis endpoints."""
+    if config.peers is not None:
+        return dict(config.peers)
+    return {
+        m.id: m.endpoints[0].rstrip("/")
+        for m in genesis.members
+        if m.id != config.member_id and m.endpoints
+    }
+
+
+def check_against_genesis(config: NodeConfig, genesis: Genesis) -> None:
+    """Settings that only make sense for this network: raise ConfigError otherwise."""
+    if genesis.member(config.member_id) is None:
+        raise ConfigError("id", f"{config.member_id!r} is not a member of {genesis.chain_id}")
+    for member_id in config.peers or {}:
+        if genesis.member(member_id) is None:
+            raise ConfigError(f"peers.{member_id}", "is not a genesis member")
+        if member_id == config.member_id:
+            raise ConfigError(f"peers.{member_id}", "is this node itself")
+    # A frame must at least carry one entry with its envelope, or gossip cannot work.
+    needed = genesis.params.max_entry_bytes + 1024
+    if config.limits.max_frame_bytes < needed:
+        raise ConfigError("limits.max_frame_bytes", f"must be at least {needed} for this genesis")
+    if config.limits.mempool_max_bytes < genesis.params.max_entry_bytes:
+        raise ConfigError("limits.mempool_max_bytes", "must hold at least one maximal entry")
+
+
+def render_default_config(
+    member_id: str,
+    *,
+    listen_host: str = "127.0.0.1",
+    listen_port: int = 7101,
+    passphrase_file: str | None = None,
+) -> str:
+    """A commented node.toml with the defaults; ``load_config`` accepts it unchanged."""
+    if not MEMBER_ID.match(member_id):
+        raise ConfigError("id", f"must be a member id matching {MEMBER_ID.pattern}")
+    limits, timeouts = Limits(), Timeouts()
+    passphrase = (
+        f"passphrase_file = {_toml_str(passphrase_file)}"
+        if passphrase_file
+        else '# passphrase_file = "key.pass"   # if the key is encrypted'
+    )
+    lines = [
+        f"# customs-node configuration for member {member_id}.",
+        "# Relative paths are resolved against this file's directory.",
+        "",
+        f"id = {_toml_str(member_id)}",
+        'data_dir = "data"              # LevelDB store and consensus signing state',
+        'genesis_file = "genesis.json"  # the network\'s genesis (customs-node genesis)',
+        'key_file = "node.key"          # Ed25519 PKCS#8 key, mode 0600',
+        'api_token_file = "api.token"   # bearer token for POST /v1/entries and /v1/submit',
+        passphrase,
+        "",
+        "[listen]",
+        "# One server for the HTTP API (/v1/...) and the peer WebSocket (/v1/peer).",
+        f"host = {_toml_str(listen_host)}",
+        f"port = {listen_port}",
+        "",
+        "# Peers to dial, member id = base URL. Without this table the node dials every",
+        "# other member's first genesis endpoint.",
+        "# [peers]",
+        '# DE = "http://10.0.0.2:7101"',
+        "",
+        "[limits]",
+        f"max_request_bytes = {limits.max_request_bytes}        # HTTP request body",
+        f"max_entries_per_request = {limits.max_entries_per_request}   # entries in one POST",
+        f"max_frame_bytes = {limits.max_frame_bytes}         # one peer frame (a block must fit)",
+        f"mempool_max_entries = {limits.mempool_max_entries}",
+        f"mempool_max_bytes = {limits.mempool_max_bytes}",
+        f"max_peer_connections = {limits.max_peer_connections}",
+        f"max_api_connections = {limits.max_api_connections}",
+        f"peer_send_queue = {limits.peer_send_queue}          # frames queued per peer",
+        f"gossip_seen_cache = {limits.gossip_seen_cache}      # message hashes remembered",
+        "",
+        "[timeouts]",
+        "# Consensus step timeouts grow with the round: base + round * delta (ms).",
+        *(f"{f.name} = {getattr(timeouts, f.name)}" for f in fields(Timeouts)),
+        "",
+        "[log]",
+        'format = "text"   # text | json, to stdout',
+        'level = "info"    # debug | info | warning | error',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _toml_str(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    if any(ord(c) < 0x20 for c in escaped):
+        raise ConfigError("value", f"{text!r} holds control characters")
+    return f'"{escaped}"'

@@ -1,0 +1,92 @@
+"""One authenticated WebSocket link to a peer: a bounded send queue and its writer task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiohttp import ClientWebSocketResponse, WSCloseCode, web
+
+__all__ = ["Link", "WebSocket"]
+
+log = logging.getLogger("node.peers")
+
+WebSocket = web.WebSocketResponse | ClientWebSocketResponse
+_MAX_REASON = 120  # RFC 6455 §5.5: a control frame's payload is at most 125 bytes
+
+
+class Link:
+    """A live link; ``dialer`` is the member that opened the connection."""
+
+    def __init__(
+        self,
+        peer_id: str,
+        dialer: str,
+        ws: WebSocket,
+        queue_size: int,
+        on_overflow: Callable[[Link], None],
+    ) -> None:
+        self.peer_id = peer_id
+        self.dialer = dialer
+        self.ws = ws
+        self.height: int | None = None
+        self.closed = asyncio.Event()
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
+        self._on_overflow = on_overflow
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write(), name=f"peer-writer-{self.peer_id}")
+
+    def enqueue(self, data: bytes) -> bool:
+        """Queue a frame; on overflow the link is closed (a peer too slow to keep up)."""
+        if self._closing:
+            return False
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self._on_overflow(self)
+            self.close(WSCloseCode.TRY_AGAIN_LATER, "send queue overflow")
+            return False
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Start closing; the reader loop of this link ends when the close completes."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._writer is not None:
+            self._writer.cancel()
+        self._closer = asyncio.create_task(
+            self._close(code, reason), name=f"peer-close-{self.peer_id}"
+        )
+
+    async def _close(self, code: int, reason: str) -> None:
+        await self.ws.close(code=code, message=reason.encode()[:_MAX_REASON])
+
+    async def stop(self) -> None:
+        """Cancel the writer and wait for it; called once the reader loop has ended."""
+        self._closing = True
+        tasks = [t for t in (self._writer, self._closer) if t is not None]
+        if self._writer is not None:
+            self._writer.cancel()
+        if tasks:
+            # wait() rather than await: a cancelled writer is expected, not our failure.
+            await asyncio.wait(tasks)
+        self.closed.set()
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"peer task {task.get_name()} failed") from task.exception()
+
+    async def _write(self) -> None:
+        while True:
+            data = await self._queue.get()
+            try:
+                await self.ws.send_bytes(data)
+            except ConnectionError as exc:
+                # The socket went away under us; the reader sees the close and cleans up.
+                log.debug("send to %s failed: %s", self.peer_id, exc)
+                return

@@ -1,0 +1,451 @@
+"""PeerManager: authenticated WebSocket links between members, with gossip relay.
+
+Every node serves ``GET /v1/peer`` on its one aiohttp server and dials every peer URL it
+knows; both sides then run the handshake of ``handshake.py``. One link per member pair:
+when two authenticated connections exist for a pair (both dialled at once, or a peer
+came back), both ends keep the one dialled by the lower member id, or the newer one if
+both were dialled by the same side — a rule both ends evaluate to the same answer.
+
+Faults of a peer (bad frames, failed handshakes, overflowing queues) close that link, are
+counted in ``counters`` and logged; they never reach the daemon as exceptions. An
+exception from the daemon's own ``on_message`` is a bug: it is logged, kept in
+``failure`` and signalled through ``failed`` so the daemon stops loudly.
+
+Relayable messages are forwarded before ``on_message`` sees them: relaying is cheap and
+latency-critical, and every member is authenticated, so a member flooding junk is
+identified by its id in the receivers' logs and counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from node.config import NodeConfig
+from node.peers.errors import FrameError, HandshakeError, PeerError
+from node.peers.frames import (
+    MESSAGE_KINDS,
+    NONCE_BYTES,
+    RELAYED_KINDS,
+    Auth,
+    Challenge,
+    Frame,
+    Height,
+    Hello,
+    Message,
+    Ok,
+    decode_frame,
+    encode_frame,
+)
+from node.peers.gossip import SeenCache, message_id
+from node.peers.handshake import DialerHandshake, ListenerHandshake
+from node.peers.link import Link, WebSocket
+
+__all__ = ["PEER_PATH", "OnMessage", "PeerManager", "PeerOptions", "PeerStatus"]
+
+log = logging.getLogger("node.peers")
+
+PEER_PATH = "/v1/peer"
+_F = TypeVar("_F", Hello, Challenge, Auth, Ok)
+# on_message(from_peer_id, kind, payload): the daemon's handler for every delivered message.
+OnMessage = Callable[[str, str, bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerOptions:
+    max_frame_bytes: int = 16 * 1024 * 1024
+    max_connections: int = 64
+    send_queue: int = 16_384
+    seen_cache: int = 100_000
+    handshake_ms: int = 5000
+    heartbeat_ms: int = 10_000
+    reconnect_min_ms: int = 200
+    reconnect_max_ms: int = 10_000
+
+    @classmethod
+    def from_config(cls, config: NodeConfig) -> PeerOptions:
+        limits, timeouts = config.limits, config.timeouts
+        return cls(
+            max_frame_bytes=limits.max_frame_bytes,
+            max_connections=limits.max_peer_connections,
+            send_queue=limits.peer_send_queue,
+            seen_cache=limits.gossip_seen_cache,
+            handshake_ms=timeouts.handshake_ms,
+            heartbeat_ms=timeouts.heartbeat_ms,
+            reconnect_min_ms=timeouts.reconnect_min_ms,
+            reconnect_max_ms=timeouts.reconnect_max_ms,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    id: str
+    connected: bool
+    height: int | None
+    url: str | None
+    dialled_by: str | None
+
+
+class PeerManager:
+    """Links to the members in ``urls`` (member id -> base URL) and any member dialling in."""
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        my_id: str,
+        key: SigningKey,
+        urls: Mapping[str, str],
+        on_message: OnMessage,
+        options: PeerOptions | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        member = genesis.member(my_id)
+        if member is None or member.public_key != key.public_key:
+            raise PeerError("not a member", f"{my_id} with this key is not in genesis")
+        self.genesis = genesis
+        self.my_id = my_id
+        self._key = key
+        self._urls = {i: u.rstrip("/") for i, u in urls.items() if i != my_id}
+        self._on_message = on_message
+        self.options = options or PeerOptions()
+        self._rng = rng or random.Random()
+        self.counters: Counter[str] = Counter()
+        self._links: dict[str, Link] = {}
+        self._seen = SeenCache(self.options.seen_cache)
+        self._height = 0
+        self._sockets: set[WebSocket] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._stopping = False
+        # Set when the daemon's handler raised: the daemon awaits this and shuts down.
+        self.failed = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    # -- the daemon's API ------------------------------------------------------------
+
+    def attach(self, app: web.Application) -> None:
+        """Add the peer WebSocket route to the node's aiohttp application."""
+        app.router.add_routes(self.app_routes())
+
+    def app_routes(self) -> list[web.RouteDef]:
+        return [web.get(PEER_PATH, self._accept)]
+
+    async def start(self) -> None:
+        """Start dialling every known peer; links come and go until ``stop``."""
+        if self._session is not None:
+            raise RuntimeError("PeerManager already started")
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.options.handshake_ms / 1000)
+        )
+        for peer_id, url in sorted(self._urls.items()):
+            self._spawn(self._dial_loop(peer_id, url), f"peer-dial-{peer_id}")
+
+    async def stop(self) -> None:
+        """Close every link and socket and wait for every task this manager started."""
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        if self._session is not None:
+            await self._session.close()
+
+    def broadcast(self, kind: str, payload: bytes, *, relay: bool = True) -> int:
+        """Send to every linked peer; with ``relay`` peers forward it on. Returns links used."""
+        if kind not in MESSAGE_KINDS:
+            raise ValueError(f"unknown message kind {kind!r}")
+        if relay and kind not in RELAYED_KINDS:
+            raise ValueError(f"{kind!r} messages are point-to-point and cannot be relayed")
+        # Marking our own message seen keeps it from being delivered back to us by relays.
+        self._seen.add(message_id(kind, payload))
+        data = encode_frame(Message(k=kind, p=payload, r=relay))
+        return sum(link.enqueue(data) for link in list(self._links.values()))
+
+    def send(self, peer_id: str, kind: str, payload: bytes) -> bool:
+        """Send to one linked peer without relay; False when there is no link to it."""
+        if kind not in MESSAGE_KINDS:
+            raise ValueError(f"unknown message kind {kind!r}")
+        link = self._links.get(peer_id)
+        if link is None:
+            return False
+        return link.enqueue(encode_frame(Message(k=kind, p=payload, r=False)))
+
+    def set_height(self, height: int) -> None:
+        """Announce our committed height to every peer (and to each new one on connect)."""
+        self._height = height
+        data = encode_frame(Height(h=height))
+        for link in list(self._links.values()):
+            link.enqueue(data)
+
+    def peers(self) -> list[PeerStatus]:
+        ids = sorted(set(self._urls) | set(self._links))
+        return [self._status(i) for i in ids]
+
+    def connected(self) -> list[str]:
+        return sorted(self._links)
+
+    def _status(self, peer_id: str) -> PeerStatus:
+        link = self._links.get(peer_id)
+        return PeerStatus(
+            id=peer_id,
+            connected=link is not None,
+            height=None if link is None else link.height,
+            url=self._urls.get(peer_id),
+            dialled_by=None if link is None else link.dialer,
+        )
+
+    # -- tasks -----------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            # Only our own bugs get here (peer faults are handled in the loops): be loud.
+            log.error("peer task %s crashed", task.get_name())
+            self._fail(exc)
+
+    # -- accepting -------------------------------------------------------------------
+
+    async def _accept(self, request: web.Request) -> web.StreamResponse:
+        if self._stopping:
+            raise web.HTTPServiceUnavailable(text="node shutting down")
+        if len(self._sockets) >= self.options.max_connections:
+            self.counters["refused_connection_limit"] += 1
+            log.warning("refused peer socket from %s: connection limit", request.remote)
+            raise web.HTTPServiceUnavailable(text="peer connection limit reached")
+        ws = web.WebSocketResponse(
+            max_msg_size=self._ws_limit,
+            heartbeat=self.options.heartbeat_ms / 1000,
+            timeout=self.options.handshake_ms / 1000,
+            compress=False,
+        )
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            peer_id = await self._listen_handshake(ws, request.remote)
+            if peer_id is not None:
+                await self._run_link(Link(peer_id, peer_id, ws, *self._link_args()), ack=True)
+        finally:
+            self._sockets.discard(ws)
+            await ws.close()
+        return ws
+
+    async def _listen_handshake(self, ws: WebSocket, remote: str | None) -> str | None:
+        shake = ListenerHandshake(self.genesis, self.my_id, self._key, os.urandom(NONCE_BYTES))
+        try:
+            async with asyncio.timeout(self.options.handshake_ms / 1000):
+                hello = await self._receive(ws, Hello)
+                await ws.send_bytes(encode_frame(shake.on_hello(hello)))
+                return shake.on_auth(await self._receive(ws, Auth))
+        except (PeerError, TimeoutError, ConnectionError) as exc:
+            await self._refuse(ws, "inbound", remote, exc)
+            return None
+
+    # -- dialling --------------------------------------------------------------------
+
+    async def _dial_loop(self, peer_id: str, url: str) -> None:
+        failures = 0
+        while not self._stopping:
+            link = self._links.get(peer_id)
+            if link is not None:
+                await link.closed.wait()
+                continue
+            # Even after a link that worked, wait a little: a peer that accepts and then
+            # drops us (shutting down, or keeping another link) must not see a hot loop.
+            failures = 1 if await self._dial_once(peer_id, url) else failures + 1
+            await asyncio.sleep(self._backoff(failures))
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential backoff with full jitter (AWS Architecture Blog, 2015), capped."""
+        low, high = self.options.reconnect_min_ms, self.options.reconnect_max_ms
+        ceiling = min(high, low * 2 ** min(failures, 30))
+        return self._rng.uniform(low, ceiling) / 1000
+
+    async def _dial_once(self, peer_id: str, url: str) -> bool:
+        """One connection attempt; True if a link was established (and has since ended)."""
+        assert self._session is not None
+        try:
+            ws = await self._session.ws_connect(
+                url + PEER_PATH,
+                max_msg_size=self._ws_limit,
+                heartbeat=self.options.heartbeat_ms / 1000,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self.options.handshake_ms / 1000),
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self.counters["dial_failed"] += 1
+            log.debug("dial %s at %s failed: %s", peer_id, url, exc)
+            return False
+        self._sockets.add(ws)
+        try:
+            if not await self._dial_handshake(ws, peer_id, url):
+                return False
+            await self._run_link(Link(peer_id, self.my_id, ws, *self._link_args()), ack=False)
+            return True
+        finally:
+            self._sockets.discard(ws)
+            await ws.close()
+
+    async def _dial_handshake(self, ws: WebSocket, peer_id: str, url: str) -> bool:
+        shake = DialerHandshake(
+            self.genesis, self.my_id, self._key, os.urandom(NONCE_BYTES), expected_id=peer_id
+        )
+        try:
+            async with asyncio.timeout(self.options.handshake_ms / 1000):
+                await ws.send_bytes(encode_frame(shake.hello()))
+                auth = shake.on_challenge(await self._receive(ws, Challenge))
+                await ws.send_bytes(encode_frame(auth))
+                await self._receive(ws, Ok)
+        except (PeerError, TimeoutError, ConnectionError) as exc:
+            await self._refuse(ws, "outbound", url, exc)
+            return False
+        return True
+
+    # -- shared ----------------------------------------------------------------------
+
+    @property
+    def _ws_limit(self) -> int:
+        # aiohttp refuses a message whose size reaches max_msg_size; ours is inclusive.
+        return self.options.max_frame_bytes + 1
+
+    def _link_args(self) -> tuple[int, Callable[[Link], None]]:
+        return self.options.send_queue, self._overflowed
+
+    def _overflowed(self, link: Link) -> None:
+        self.counters["send_queue_overflow"] += 1
+        log.warning(
+            "closing link to %s: send queue of %d frames full",
+            link.peer_id,
+            self.options.send_queue,
+        )
+
+    async def _refuse(
+        self, ws: WebSocket, direction: str, where: str | None, exc: Exception
+    ) -> None:
+        reason = exc.reason if isinstance(exc, PeerError) else "handshake timeout"
+        self.counters[f"handshake_{direction}_failed"] += 1
+        if isinstance(exc, HandshakeError):
+            self.counters[f"refused_{exc.reason.replace(' ', '_')}"] += 1
+        log.warning("peer handshake (%s, %s) failed: %s", direction, where, exc)
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
+
+    async def _run_link(self, link: Link, *, ack: bool) -> None:
+        """Serve an authenticated link until it closes; the listener side sends ``ok``."""
+        if not self._register(link):
+            await link.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"duplicate link")
+            return
+        try:
+            if ack:
+                try:
+                    await link.ws.send_bytes(encode_frame(Ok()))
+                except ConnectionError:
+                    return  # the dialler went away between auth and ok
+            link.start()
+            link.enqueue(encode_frame(Height(h=self._height)))
+            log.info("peer %s linked (dialled by %s)", link.peer_id, link.dialer)
+            await self._read(link)
+        finally:
+            if self._links.get(link.peer_id) is link:
+                del self._links[link.peer_id]
+            await link.stop()
+            log.info("peer %s unlinked", link.peer_id)
+
+    def _register(self, link: Link) -> bool:
+        """Make ``link`` the pair's one link unless the existing one wins (see module doc)."""
+        current = self._links.get(link.peer_id)
+        if current is not None:
+            self.counters["duplicate_link"] += 1
+            lower = min(self.my_id, link.peer_id)
+            if current.dialer != link.dialer and current.dialer == lower:
+                return False
+            current.close(WSCloseCode.POLICY_VIOLATION, "duplicate link")
+        self._links[link.peer_id] = link
+        return True
+
+    async def _read(self, link: Link) -> None:
+        while True:
+            msg = await link.ws.receive()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            try:
+                await self._on_frame(link, self._frame_of(msg), msg.data)
+            except PeerError as exc:
+                self._fault(link, exc)
+                return
+
+    def _fault(self, link: Link, exc: PeerError) -> None:
+        self.counters[f"fault_{exc.reason.replace(' ', '_')}"] += 1
+        log.warning("closing link to %s: %s", link.peer_id, exc)
+        too_big = exc.reason == "frame too large" or (
+            exc.reason == "frame error" and "size" in exc.detail.lower()
+        )
+        code = WSCloseCode.MESSAGE_TOO_BIG if too_big else WSCloseCode.POLICY_VIOLATION
+        link.close(code, exc.reason)
+
+    async def _on_frame(self, link: Link, frame: Frame, raw: bytes) -> None:
+        if isinstance(frame, Height):
+            link.height = frame.h
+            return
+        if not isinstance(frame, Message):
+            raise FrameError("unexpected frame", f"{type(frame).__name__} after the handshake")
+        if frame.r and frame.k not in RELAYED_KINDS:
+            raise FrameError("unexpected frame", f"{frame.k} cannot be relayed")
+        # Only gossip is de-duplicated: a repeated direct request (a sync retry) is meant.
+        if frame.r and not self._seen.add(message_id(frame.k, frame.p)):
+            self.counters["gossip_duplicate"] += 1
+            return
+        if frame.r:
+            # ``raw`` passed the canonical decoder, so it is the frame's one encoding.
+            for other in list(self._links.values()):
+                if other is not link:
+                    other.enqueue(raw)
+                    self.counters["gossip_relayed"] += 1
+        self.counters["delivered"] += 1
+        try:
+            await self._on_message(link.peer_id, frame.k, frame.p)
+        except Exception as exc:
+            # The handler counts peer faults itself; anything escaping is our own bug.
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+            log.error("message handler failed; the node must stop", exc_info=exc)
+        self.failed.set()
+
+    async def _receive(self, ws: WebSocket, expected: type[_F]) -> _F:
+        frame = self._frame_of(await ws.receive())
+        if not isinstance(frame, expected):
+            name = type(frame).__name__
+            raise HandshakeError("protocol", f"expected {expected.__name__}, got {name}")
+        return frame
+
+    def _frame_of(self, msg: aiohttp.WSMessage) -> Frame:
+        """The frame in ``msg``; raise PeerError for anything that is not a valid frame."""
+        if msg.type == WSMsgType.BINARY:
+            return decode_frame(msg.data, self.options.max_frame_bytes)
+        if msg.type == WSMsgType.ERROR:
+            raise FrameError("frame error", str(msg.data))
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            raise PeerError("closed", f"peer closed: {msg.extra or msg.data}")
+        raise FrameError("malformed frame", f"{msg.type.name} frames are not accepted")

@@ -1,0 +1,600 @@
+"""Peer links on real sockets: authentication, gossip relay, limits and reconnects.
+
+Each node is a real aiohttp server on 127.0.0.1 with its own PeerManager; the genesis
+endpoints are written after the sockets are bound, so ports are always free ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import random
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ledger.codec import encode
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from node.peers import PEER_PATH, FrameError, HandshakeError, PeerError, PeerManager, PeerOptions
+from node.peers.frames import (
+    NONCE_BYTES,
+    Auth,
+    Challenge,
+    Height,
+    Hello,
+    Message,
+    Ok,
+    decode_frame,
+    encode_frame,
+)
+from node.peers.handshake import DialerHandshake, ListenerHandshake
+from tests.factories import make_genesis, make_member, member_key
+
+FAST = PeerOptions(
+    max_frame_bytes=64 * 1024,
+    handshake_ms=2000,
+    heartbeat_ms=2000,
+    reconnect_min_ms=30,
+    reconnect_max_ms=200,
+)
+WAIT = 10.0
+
+
+@dataclass
+class Node:
+    id: str
+    sock: socket.socket
+    manager: PeerManager | None = None
+    runner: web.AppRunner | None = None
+    inbox: list[tuple[str, str, bytes]] = field(default_factory=list)
+    broken: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    @property
+    def peers(self) -> PeerManager:
+        assert self.manager is not None
+        return self.manager
+
+    async def deliver(self, peer: str, kind: str, payload: bytes) -> None:
+        if self.broken:
+            raise RuntimeError("handler bug")
+        self.inbox.append((peer, kind, payload))
+
+    def got(self, payload: bytes) -> int:
+        return sum(1 for _, _, p in self.inbox if p == payload)
+
+
+def bind() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def network_genesis(nodes: Iterable[Node]) -> Genesis:
+    """Members CN, DE, NL and US (plus any other node); running nodes have endpoints."""
+    urls = {n.id: [n.url] for n in nodes}
+    ids = sorted({"CN", "DE", "NL", "US"} | set(urls))
+    members = [make_member(i, jurisdictions=["CN"], endpoints=urls.get(i, [])) for i in ids]
+    return make_genesis(members=members)
+
+
+async def start(
+    node: Node,
+    genesis: Genesis,
+    dials: Iterable[str],
+    options: PeerOptions = FAST,
+    key: SigningKey | None = None,
+) -> None:
+    urls = {m.id: m.endpoints[0] for m in genesis.members if m.id in set(dials)}
+    node.manager = PeerManager(
+        genesis, node.id, key or member_key(node.id), urls, node.deliver, options
+    )
+    app = web.Application()
+    node.manager.attach(app)
+    node.runner = web.AppRunner(app, handle_signals=False)
+    await node.runner.setup()
+    await web.SockSite(node.runner, node.sock).start()
+    await node.manager.start()
+
+
+async def stop(node: Node) -> None:
+    if node.manager is not None:
+        await node.manager.stop()
+    if node.runner is not None:
+        await node.runner.cleanup()
+    node.manager = node.runner = None
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Callable[..., Awaitable[list[Node]]]]:
+    """Start nodes given {id: ids it dials}; stops them all and checks no task survives."""
+    started: list[Node] = []
+
+    async def make(topology: Mapping[str, Iterable[str]], **kw: object) -> list[Node]:
+        nodes = [Node(i, bind()) for i in topology]
+        genesis = network_genesis(nodes)
+        for node in nodes:
+            await start(node, genesis, topology[node.id], **kw)  # type: ignore[arg-type]
+            started.append(node)
+        return nodes
+
+    yield make
+    # Managers first, so no node redials a server that is being torn down.
+    for node in started:
+        if node.manager is not None:
+            await node.manager.stop()
+    for node in started:
+        await stop(node)
+        node.sock.close()
+    await asyncio.sleep(0)
+    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert leftover == [], leftover
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(WAIT):
+            while not condition():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def linked(a: Node, b: Node) -> bool:
+    return b.id in a.peers.connected() and a.id in b.peers.connected()
+
+
+MESH = {"CN": ["DE", "NL", "US"], "DE": ["CN", "NL", "US"], "NL": ["CN", "DE", "US"], "US": []}
+
+
+async def test_four_members_authenticate_one_link_per_pair(cluster) -> None:  # type: ignore[no-untyped-def]
+    nodes = await cluster(MESH)
+    await until(lambda: all(len(n.peers.connected()) == 3 for n in nodes), "full mesh")
+    by_id = {n.id: n for n in nodes}
+    # Both ends agree on which connection of each pair survived.
+    for a in nodes:
+        for status in a.peers.peers():
+            other = next(s for s in by_id[status.id].peers.peers() if s.id == a.id)
+            assert status.connected and other.connected
+            assert status.dialled_by == other.dialled_by
+    # Pairs dialled from both sides keep the link dialled by the lower id.
+    assert next(s for s in by_id["DE"].peers.peers() if s.id == "CN").dialled_by == "CN"
+
+
+async def test_line_topology_delivers_gossip_exactly_once(cluster) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = await cluster({"CN": ["DE"], "DE": [], "NL": ["DE"]})
+    await until(lambda: linked(a, b) and linked(c, b), "line A-B-C")
+    assert c.id not in a.peers.connected()
+    assert a.peers.broadcast("entry", b"entry-1") == 1
+    await until(lambda: c.got(b"entry-1") == 1, "entry at C")
+    # A second message along the same path flushes any duplicate of the first.
+    a.peers.broadcast("vote", b"vote-1")
+    await until(lambda: c.got(b"vote-1") == 1, "vote at C")
+    assert (b.got(b"entry-1"), c.got(b"entry-1"), a.got(b"entry-1")) == (1, 1, 0)
+    assert c.inbox[0] == ("DE", "entry", b"entry-1")
+    # C's copy came through B, which relayed it once and saw no duplicate of its own.
+    assert b.peers.counters["gossip_relayed"] == 2
+
+
+async def test_ring_dedups_messages_arriving_by_two_paths(cluster) -> None:  # type: ignore[no-untyped-def]
+    nodes = await cluster({"CN": ["DE"], "DE": ["NL"], "NL": ["US"], "US": ["CN"]})
+    await until(lambda: all(len(n.peers.connected()) == 2 for n in nodes), "ring")
+    nodes[0].peers.broadcast("commit", b"c-1")
+    await until(lambda: all(n.got(b"c-1") == 1 for n in nodes[1:]), "commit everywhere")
+    for n in nodes:
+        n.peers.broadcast("proposal", n.id.encode())
+    await until(
+        lambda: all(m.got(n.id.encode()) == 1 for n in nodes for m in nodes if m is not n),
+        "every proposal",
+    )
+    assert [n.got(b"c-1") for n in nodes] == [0, 1, 1, 1]
+    assert sum(n.peers.counters["gossip_duplicate"] for n in nodes) >= 1
+
+
+async def test_send_is_point_to_point_and_heights_are_shared(cluster) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = await cluster({"CN": ["DE"], "DE": [], "NL": ["DE"]})
+    await until(lambda: linked(a, b) and linked(c, b), "line")
+    assert a.peers.send("DE", "block_request", b"h=5")
+    assert a.peers.send("DE", "block_request", b"h=5")  # a retry is delivered again
+    assert not a.peers.send("NL", "block_request", b"h=5")  # no direct link
+    a.peers.set_height(7)
+    await until(lambda: b.got(b"h=5") == 2, "requests at B")
+    await until(lambda: b.peers.peers()[0].height == 7, "A's height at B")
+    b.peers.broadcast("entry", b"flush")
+    await until(lambda: c.got(b"flush") == 1, "flush at C")
+    assert c.got(b"h=5") == 0
+    with pytest.raises(ValueError, match="point-to-point"):
+        a.peers.broadcast("block_request", b"x")
+    with pytest.raises(ValueError, match="unknown message kind"):
+        a.peers.send("DE", "gossip", b"x")
+
+
+# -- refusals -----------------------------------------------------------------------
+
+
+async def raw_dial(
+    node: Node,
+    genesis: Genesis,
+    my_id: str,
+    key: SigningKey,
+    expected: str | None = None,
+) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse, aiohttp.WSMessage]:
+    """Run the dialer side by hand; returns the session, socket and the last message."""
+    session = aiohttp.ClientSession()
+    ws = await session.ws_connect(node.url + PEER_PATH, max_msg_size=0)
+    shake = DialerHandshake(genesis, my_id, key, os.urandom(NONCE_BYTES), expected)
+    await ws.send_bytes(encode_frame(shake.hello()))
+    msg = await ws.receive()
+    if msg.type != WSMsgType.BINARY:
+        return session, ws, msg
+    challenge = decode_frame(msg.data, 1 << 20)
+    assert isinstance(challenge, Challenge)
+    await ws.send_bytes(encode_frame(shake.on_challenge(challenge)))
+    return session, ws, await ws.receive()
+
+
+async def refused(node: Node, genesis: Genesis, my_id: str, key: SigningKey) -> str:
+    session, ws, msg = await raw_dial(node, genesis, my_id, key)
+    try:
+        assert msg.type == WSMsgType.CLOSE, msg
+        assert msg.data == WSCloseCode.POLICY_VIOLATION
+        return str(msg.extra)
+    finally:
+        await ws.close()
+        await session.close()
+
+
+async def test_non_members_and_other_networks_are_refused(cluster) -> None:  # type: ignore[no-untyped-def]
+    (cn,) = await cluster({"CN": []})
+    genesis = cn.peers.genesis
+    # A process whose id is not in genesis.
+    outsider = make_genesis(members=[*genesis.members, make_member("EVIL", ["CN"])])
+    assert await refused(cn, outsider, "EVIL", member_key("EVIL")) == "genesis mismatch"
+    hello_only = await refused_hello(cn, genesis, "EVIL")
+    assert hello_only == "not a member"
+    # A member id claimed with the wrong key fails the signed challenge.
+    assert await refused(cn, genesis, "DE", member_key("EVIL")) == "bad signature"
+    # The right member key on another chain id is refused too.
+    other_chain = make_genesis(members=genesis.members, chain_id="customs-other-9")
+    assert await refused(cn, other_chain, "DE", member_key("DE")) == "wrong chain"
+    counters = cn.peers.counters
+    assert counters["refused_not_a_member"] == 1
+    assert counters["refused_bad_signature"] == 1
+    assert counters["refused_genesis_mismatch"] == 1
+    assert counters["refused_wrong_chain"] == 1
+    assert cn.peers.connected() == []
+
+
+async def refused_hello(node: Node, genesis: Genesis, claimed: str) -> str:
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(node.url + PEER_PATH)
+        hello = Hello(chain=genesis.chain_id, genesis=genesis.hash, id=claimed, nonce=bytes(32))
+        await ws.send_bytes(encode_frame(hello))
+        msg = await ws.receive()
+        await ws.close()
+        assert msg.type == WSMsgType.CLOSE
+        return str(msg.extra)
+
+
+async def test_outsider_manager_cannot_link(cluster) -> None:  # type: ignore[no-untyped-def]
+    (cn,) = await cluster({"CN": []})
+    evil = Node("EVIL", bind())
+    members = [*cn.peers.genesis.members, make_member("EVIL", ["CN"], endpoints=[evil.url])]
+    await start(evil, make_genesis(members=members), ["CN"])
+    try:
+        await until(lambda: cn.peers.counters["refused_genesis_mismatch"] >= 2, "retries")
+        assert cn.peers.connected() == [] and evil.peers.connected() == []
+    finally:
+        await stop(evil)
+        evil.sock.close()
+    with pytest.raises(PeerError, match="not a member"):
+        PeerManager(cn.peers.genesis, "EVIL", member_key("EVIL"), {}, cn.deliver)
+
+
+async def test_dialler_refuses_a_listener_that_is_another_member(cluster) -> None:  # type: ignore[no-untyped-def]
+    (cn,) = await cluster({"CN": []})
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(cn.url + PEER_PATH)
+        shake = DialerHandshake(cn.peers.genesis, "DE", member_key("DE"), bytes(32), "NL")
+        await ws.send_bytes(encode_frame(shake.hello()))
+        challenge = decode_frame((await ws.receive()).data, 1 << 20)
+        assert isinstance(challenge, Challenge) and challenge.id == "CN"
+        with pytest.raises(PeerError, match="unexpected peer"):
+            shake.on_challenge(challenge)
+        await ws.close()
+
+
+# -- faults -------------------------------------------------------------------------
+
+
+async def member_socket(
+    node: Node, member: str
+) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    session, ws, msg = await raw_dial(node, node.peers.genesis, member, member_key(member))
+    assert msg.type == WSMsgType.BINARY and isinstance(decode_frame(msg.data, 1 << 20), Ok)
+    return session, ws
+
+
+async def next_close(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    while True:
+        msg = await ws.receive()
+        if msg.type != WSMsgType.BINARY:
+            return msg
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "counter"),
+    [
+        (b"\x00" * (FAST.max_frame_bytes + 1), WSCloseCode.MESSAGE_TOO_BIG, "fault_frame_error"),
+        (b"\xc1", WSCloseCode.POLICY_VIOLATION, "fault_malformed_frame"),
+        (
+            encode({"t": "msg", "k": "entry", "p": b"x"}),
+            WSCloseCode.POLICY_VIOLATION,
+            "fault_malformed_frame",
+        ),
+        (
+            encode({"t": "msg", "k": "status", "p": b"x", "r": True}),
+            WSCloseCode.POLICY_VIOLATION,
+            "fault_unexpected_frame",
+        ),
+        (encode_frame(Auth(sig=bytes(64))), WSCloseCode.POLICY_VIOLATION, "fault_unexpected_frame"),
+    ],
+    ids=["oversize", "not-msgpack", "missing-field", "status-relayed", "late-auth"],
+)
+async def test_bad_frame_closes_only_that_peer(  # type: ignore[no-untyped-def]
+    cluster, frame: bytes, code: int, counter: str
+) -> None:
+    cn, de = await cluster({"CN": ["DE"], "DE": []})
+    await until(lambda: linked(cn, de), "CN-DE")
+    session, ws = await member_socket(cn, "US")
+    try:
+        await until(lambda: "US" in cn.peers.connected(), "US linked")
+        await ws.send_bytes(frame)
+        msg = await next_close(ws)
+        assert (msg.type, msg.data) == (WSMsgType.CLOSE, code)
+    finally:
+        await ws.close()
+        await session.close()
+    await until(lambda: "US" not in cn.peers.connected(), "US dropped")
+    assert cn.peers.counters[counter] == 1
+    # The node keeps serving its other peers.
+    cn.peers.broadcast("entry", b"after-fault")
+    await until(lambda: de.got(b"after-fault") == 1, "gossip after fault")
+    assert linked(cn, de)
+
+
+async def test_frame_at_the_size_limit_is_accepted(cluster) -> None:  # type: ignore[no-untyped-def]
+    (cn,) = await cluster({"CN": []})
+    session, ws = await member_socket(cn, "DE")
+    try:
+        envelope = len(encode_frame(Message(k="entry", p=b"", r=True)))
+        # At this size the payload's bin16 header is one byte longer than the empty bin8's.
+        payload = b"p" * (FAST.max_frame_bytes - envelope - 1)
+        data = encode_frame(Message(k="entry", p=payload, r=True))
+        assert len(data) == FAST.max_frame_bytes
+        await ws.send_bytes(data)
+        await until(lambda: cn.got(payload) == 1, "max-size frame delivered")
+        assert "DE" in cn.peers.connected()
+    finally:
+        await ws.close()
+        await session.close()
+
+
+async def test_send_queue_overflow_closes_the_link_and_it_comes_back(cluster) -> None:  # type: ignore[no-untyped-def]
+    small = dataclasses.replace(FAST, send_queue=3)
+    cn, de = await cluster({"CN": ["DE"], "DE": []}, options=small)
+    await until(lambda: linked(cn, de), "link")
+    # No await between the sends: the writer cannot drain, so the fourth overflows.
+    sent = [cn.peers.broadcast("entry", bytes([i])) for i in range(6)]
+    assert sent == [1, 1, 1, 0, 0, 0]
+    assert cn.peers.counters["send_queue_overflow"] == 1
+    # The closing link refuses frames; a new one accepts them again.
+    await until(lambda: cn.peers.broadcast("entry", b"after") == 1, "a new link")
+    await until(lambda: de.got(b"after") == 1, "gossip on the new link")
+
+
+async def test_reconnects_after_peer_restart(cluster) -> None:  # type: ignore[no-untyped-def]
+    cn, de = await cluster({"CN": ["DE"], "DE": []})
+    await until(lambda: linked(cn, de), "first link")
+    genesis = de.peers.genesis
+    port = de.sock.getsockname()[1]
+    await stop(de)
+    de.sock.close()
+    await until(lambda: cn.peers.connected() == [], "link lost")
+    await asyncio.sleep(0.1)  # let CN's dialler fail against the closed port a few times
+    assert cn.peers.counters["dial_failed"] >= 1
+    de.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    de.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    de.sock.bind(("127.0.0.1", port))
+    await start(de, genesis, [])
+    await until(lambda: linked(cn, de), "link after restart")
+    cn.peers.broadcast("entry", b"welcome back")
+    await until(lambda: de.got(b"welcome back") == 1, "gossip after restart")
+
+
+async def test_connection_limit_at_and_past(cluster) -> None:  # type: ignore[no-untyped-def]
+    (cn,) = await cluster({"CN": []}, options=dataclasses.replace(FAST, max_connections=2))
+    async with aiohttp.ClientSession() as session:
+        first = await session.ws_connect(cn.url + PEER_PATH)
+        second = await session.ws_connect(cn.url + PEER_PATH)  # at the limit: accepted
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(cn.url + PEER_PATH)
+        assert info.value.status == 503
+        assert cn.peers.counters["refused_connection_limit"] == 1
+        await first.close()
+        await until(lambda: cn.peers.counters["handshake_inbound_failed"] == 1, "slot freed")
+        third = await session.ws_connect(cn.url + PEER_PATH)
+        await second.close()
+        await third.close()
+
+
+async def test_silent_client_is_dropped_after_handshake_timeout(cluster) -> None:  # type: ignore[no-untyped-def]
+    (cn,) = await cluster({"CN": []}, options=dataclasses.replace(FAST, handshake_ms=100))
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(cn.url + PEER_PATH)
+        msg = await ws.receive()
+        assert (msg.type, msg.data, msg.extra) == (
+            WSMsgType.CLOSE,
+            WSCloseCode.POLICY_VIOLATION,
+            "handshake timeout",
+        )
+        await ws.close()
+    assert cn.peers.counters["handshake_inbound_failed"] == 1
+
+
+async def test_handler_bug_is_kept_and_signalled(cluster) -> None:  # type: ignore[no-untyped-def]
+    cn, de = await cluster({"CN": ["DE"], "DE": []})
+    await until(lambda: linked(cn, de), "link")
+    de.broken = True
+    cn.peers.broadcast("entry", b"boom")
+    async with asyncio.timeout(WAIT):
+        await de.peers.failed.wait()
+    assert isinstance(de.peers.failure, RuntimeError)
+
+
+# -- frames, handshake and backoff without sockets ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        Hello(chain="c-1", genesis=bytes(32), id="CN", nonce=bytes(32)),
+        Challenge(id="DE", nonce=b"n" * 32, sig=b"s" * 64),
+        Auth(sig=b"s" * 64),
+        Ok(),
+        Message(k="vote", p=b"\x00\x01", r=True),
+        Height(h=2**63 - 1),
+    ],
+)
+def test_every_frame_type_round_trips(frame: object) -> None:
+    data = encode_frame(frame)  # type: ignore[arg-type]
+    assert decode_frame(data, len(data)) == frame
+    with pytest.raises(FrameError, match="frame too large"):
+        decode_frame(data, len(data) - 1)
+
+
+@pytest.mark.parametrize(
+    ("obj", "detail"),
+    [
+        ([1, 2], "a map with a 't'"),
+        ({"t": "bogus"}, "unknown frame type"),
+        ({"t": 5}, "unknown frame type"),
+        ({"t": "ok", "x": 1}, "exactly fields"),
+        ({"t": "auth", "sig": b"s" * 63}, "auth.sig"),
+        ({"t": "height", "h": -1}, "height.h"),
+        ({"t": "height", "h": True}, "height.h"),
+        ({"t": "msg", "k": "gossip", "p": b"", "r": True}, "msg.k"),
+        ({"t": "msg", "k": "vote", "p": "text", "r": True}, "msg.p"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": 1}, "msg.r"),
+        (
+            {
+                "t": "hello",
+                "chain": "c",
+                "genesis": bytes(32),
+                "id": "cn",
+                "nonce": bytes(32),
+                "v": 1,
+            },
+            "hello.id",
+        ),
+        (
+            {
+                "t": "hello",
+                "chain": "c",
+                "genesis": bytes(32),
+                "id": "CN",
+                "nonce": bytes(32),
+                "v": 2,
+            },
+            "hello.v",
+        ),
+    ],
+)
+def test_frames_outside_their_schema_are_refused(obj: object, detail: str) -> None:
+    with pytest.raises(FrameError) as info:
+        decode_frame(encode(obj), 1 << 20)
+    assert info.value.reason == "malformed frame" and detail in info.value.detail
+
+
+def test_non_canonical_frame_is_refused() -> None:
+    # {"t": "ok"} with a str8 header where fixstr is the shortest form.
+    with pytest.raises(FrameError, match="canonical"):
+        decode_frame(b"\x81\xa1t\xd9\x02ok", 1 << 20)
+
+
+def handshake_pair(
+    genesis: Genesis, nonce_d: bytes = b"d" * 32, nonce_l: bytes = b"l" * 32
+) -> tuple[DialerHandshake, ListenerHandshake]:
+    return (
+        DialerHandshake(genesis, "DE", member_key("DE"), nonce_d, expected_id="CN"),
+        ListenerHandshake(genesis, "CN", member_key("CN"), nonce_l),
+    )
+
+
+def test_handshake_authenticates_both_sides() -> None:
+    genesis = make_genesis()
+    dialer, listener = handshake_pair(genesis)
+    auth = dialer.on_challenge(listener.on_hello(dialer.hello()))
+    assert listener.on_auth(auth) == "DE" and dialer.peer_id == "CN"
+
+
+def test_handshake_auth_cannot_be_replayed_against_a_new_nonce() -> None:
+    genesis = make_genesis()
+    dialer, listener = handshake_pair(genesis)
+    auth = dialer.on_challenge(listener.on_hello(dialer.hello()))
+    _, fresh = handshake_pair(genesis, nonce_l=b"L" * 32)
+    fresh.on_hello(dialer.hello())
+    with pytest.raises(HandshakeError, match="bad signature"):
+        fresh.on_auth(auth)
+    # One handshake object serves one session: a second hello cannot restart it.
+    with pytest.raises(HandshakeError, match="second hello"):
+        listener.on_hello(dialer.hello())
+
+
+def test_listener_signature_is_not_a_dialer_signature() -> None:
+    genesis = make_genesis()
+    dialer, listener = handshake_pair(genesis)
+    challenge = listener.on_hello(dialer.hello())
+    with pytest.raises(HandshakeError, match="bad signature"):
+        listener.on_auth(Auth(sig=challenge.sig))
+
+
+def test_listener_refuses_a_hello_claiming_its_own_id() -> None:
+    genesis = make_genesis()
+    listener = ListenerHandshake(genesis, "CN", member_key("CN"), bytes(32))
+    hello = Hello(chain=genesis.chain_id, genesis=genesis.hash, id="CN", nonce=bytes(32))
+    with pytest.raises(HandshakeError, match="self connection"):
+        listener.on_hello(hello)
+    with pytest.raises(HandshakeError, match="auth before hello"):
+        ListenerHandshake(genesis, "CN", member_key("CN"), bytes(32)).on_auth(Auth(bytes(64)))
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    async def ignore(peer: str, kind: str, payload: bytes) -> None:
+        raise AssertionError("no messages in this test")
+
+    genesis = make_genesis()
+    options = dataclasses.replace(FAST, reconnect_min_ms=100, reconnect_max_ms=1000)
+    manager = PeerManager(
+        genesis,
+        "CN",
+        member_key("CN"),
+        {},
+        ignore,
+        options,
+        rng=random.Random(7),
+    )
+    delays = [[manager._backoff(f) for _ in range(200)] for f in range(1, 40)]
+    assert all(0.1 <= d <= 1.0 for row in delays for d in row)
+    assert max(delays[0]) <= 0.2  # first retry: at most min * 2
+    assert max(delays[-1]) > 0.9 and min(delays[-1]) < 0.2  # capped, still jittered
