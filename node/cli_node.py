@@ -235,12 +235,12 @@ def load_node(config_path: Path) -> tuple[NodeConfig, Genesis, SigningKey]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config, _genesis, _key = load_node(args.config)
+    config, genesis, key = load_node(args.config)
     if importlib.util.find_spec("node.daemon") is None:
         raise DaemonUnavailable("daemon not available in this build (node.daemon is missing)")
     from node.logging_setup import setup_logging
 
     setup_logging(config.log_format, config.log_level)
     daemon = importlib.import_module("node.daemon")
-    result = daemon.run(config)
+    result = daemon.run(config, genesis, key)
     return int(result) if isinstance(result, int) else 0

@@ -1,0 +1,229 @@
+"""The node's HTTP API (JSON; docs/api.md and docs/openapi.json describe it).
+
+Handlers only translate between HTTP and ``NodeService``: they parse and bound input,
+call one service method, and render its answer. Every client mistake becomes a 4xx with
+``{"code", "message"}``; nothing a client sends can produce a 500 or stop the node.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from contracts import Rejection
+from ledger.entry import SignedEntry, entry_from_json
+from ledger.errors import EntryError
+
+__all__ = ["ApiError", "NodeService", "build_app"]
+
+log = logging.getLogger("customs.api")
+
+MAX_ENTRIES_PER_POST = 1000
+MAX_SUBJECTS_PER_PROOF = 32
+
+
+class ApiError(Exception):
+    """A client error: an HTTP status, a DESIGN §9 (or HTTP-level) code and a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class NodeService(Protocol):
+    """What the API needs from a running node."""
+
+    @property
+    def max_entry_bytes(self) -> int: ...
+
+    async def submit_entries(self, entries: Sequence[SignedEntry]) -> list[str]:
+        """Check each entry at once and queue it; raise Rejection for the first bad one."""
+
+    async def submit_body(self, kind: str, body: Mapping[str, Any]) -> str:
+        """Sign ``{kind, body}`` as this node's member and queue it."""
+
+    def entry_status(self, entry_id: bytes) -> dict[str, Any] | None: ...
+
+    def certificate(self, cert_id: str) -> dict[str, Any] | None: ...
+
+    def shipment(self, ucr: str) -> dict[str, Any] | None: ...
+
+    def proof_bundle(self, subjects: Sequence[str]) -> bytes: ...
+
+    def block(self, height: int) -> dict[str, Any] | None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def metrics(self) -> tuple[bytes, str]:
+        """Prometheus exposition bytes and their content type."""
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(service: NodeService, *, api_token: str, max_request_bytes: int) -> web.Application:
+    app = web.Application(
+        client_max_size=max_request_bytes,
+        middlewares=[_error_middleware],
+    )
+    routes = _Routes(service, api_token, max_request_bytes)
+    app.add_routes(
+        [
+            web.post("/v1/entries", routes.post_entries),
+            web.post("/v1/submit", routes.post_submit),
+            web.get("/v1/entries/{entry_id}", routes.get_entry),
+            web.get("/v1/certificates/{cert_id}", routes.get_certificate),
+            web.get("/v1/shipments/{ucr}", routes.get_shipment),
+            web.get("/v1/proofs", routes.get_proofs),
+            web.get("/v1/blocks/{height}", routes.get_block),
+            web.get("/v1/status", routes.get_status),
+            web.get("/metrics", routes.get_metrics),
+        ]
+    )
+    return app
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+@web.middleware
+async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except Rejection as exc:
+        return error_response(400, exc.code, exc.message)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "too_large", "request body too large")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+            return error_response(exc.status, code, exc.reason)
+        raise
+
+
+class _Routes:
+    def __init__(self, service: NodeService, api_token: str, max_request_bytes: int) -> None:
+        self.service = service
+        self.token = api_token.encode()
+        self.max_request_bytes = max_request_bytes
+
+    def _authorize(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), self.token):
+            raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' is needed")
+
+    async def _json_body(self, request: web.Request) -> Any:
+        if request.content_length is not None and request.content_length > self.max_request_bytes:
+            raise ApiError(413, "too_large", f"request body over {self.max_request_bytes} bytes")
+        raw = await request.read()
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "malformed", f"body is not valid JSON: {exc}") from exc
+
+    async def post_entries(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        body = await self._json_body(request)
+        items = body if isinstance(body, list) else [body]
+        if not items or len(items) > MAX_ENTRIES_PER_POST:
+            raise ApiError(400, "malformed", f"send 1..{MAX_ENTRIES_PER_POST} entries")
+        entries = []
+        for i, item in enumerate(items):
+            try:
+                entries.append(entry_from_json(item, self.service.max_entry_bytes))
+            except EntryError as exc:
+                prefix = f"entry {i}: " if isinstance(body, list) else ""
+                raise ApiError(400, exc.code, prefix + exc.reason) from exc
+        ids = await self.service.submit_entries(entries)
+        if isinstance(body, list):
+            return web.json_response({"ids": ids}, status=202)
+        return web.json_response({"id": ids[0]}, status=202)
+
+    async def post_submit(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        body = await self._json_body(request)
+        if not isinstance(body, dict) or set(body) != {"kind", "body"}:
+            raise ApiError(400, "malformed", "expected an object with exactly 'kind' and 'body'")
+        if not isinstance(body["kind"], str) or not isinstance(body["body"], dict):
+            raise ApiError(400, "malformed", "'kind' must be a string and 'body' an object")
+        entry_id = await self.service.submit_body(body["kind"], body["body"])
+        return web.json_response({"id": entry_id}, status=202)
+
+    async def get_entry(self, request: web.Request) -> web.Response:
+        text = request.match_info["entry_id"]
+        if len(text) != 64 or text != text.lower():
+            raise ApiError(400, "malformed", "entry id must be 64 lowercase hex characters")
+        try:
+            entry_id = bytes.fromhex(text)
+        except ValueError as exc:
+            raise ApiError(400, "malformed", "entry id is not hex") from exc
+        status = self.service.entry_status(entry_id)
+        if status is None:
+            raise ApiError(404, "not_found", f"entry {text} is unknown to this node")
+        return web.json_response(status)
+
+    async def get_certificate(self, request: web.Request) -> web.Response:
+        cert_id = _bounded(request.match_info["cert_id"], "certificate id")
+        record = self.service.certificate(cert_id)
+        if record is None:
+            raise ApiError(404, "not_found", f"certificate {cert_id} does not exist")
+        return web.json_response(record)
+
+    async def get_shipment(self, request: web.Request) -> web.Response:
+        ucr = _bounded(request.match_info["ucr"], "UCR")
+        record = self.service.shipment(ucr)
+        if record is None:
+            raise ApiError(404, "not_found", f"shipment {ucr} does not exist")
+        return web.json_response(record)
+
+    async def get_proofs(self, request: web.Request) -> web.Response:
+        subjects = request.query.getall("subject", [])
+        if not subjects or len(subjects) > MAX_SUBJECTS_PER_PROOF:
+            raise ApiError(
+                400, "malformed", f"give 1..{MAX_SUBJECTS_PER_PROOF} 'subject' parameters"
+            )
+        for subject in subjects:
+            kind, _, name = subject.partition("/")
+            if kind not in ("cert", "shipment") or not name or len(subject) > 128:
+                raise ApiError(400, "malformed", f"subject {subject!r} is not cert/… or shipment/…")
+        data = self.service.proof_bundle(sorted(set(subjects)))
+        return web.Response(body=data, content_type="application/msgpack")
+
+    async def get_block(self, request: web.Request) -> web.Response:
+        text = request.match_info["height"]
+        if not text.isdigit() or len(text) > 18 or int(text) < 1:
+            raise ApiError(400, "malformed", "height must be a positive integer")
+        block = self.service.block(int(text))
+        if block is None:
+            raise ApiError(404, "not_found", f"no block at height {text}")
+        return web.json_response(block)
+
+    async def get_status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.service.status())
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        data, content_type = self.service.metrics()
+        response = web.Response(body=data)
+        response.headers["Content-Type"] = content_type
+        return response
+
+
+def _bounded(text: str, what: str) -> str:
+    if not 1 <= len(text) <= 128 or not text.isprintable():
+        raise ApiError(400, "malformed", f"{what} must be 1..128 printable characters")
+    return text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

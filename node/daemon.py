@@ -1,0 +1,346 @@
+"""``customs-node run``: one member's node — store, consensus, peers, sync and HTTP API.
+
+Start-up order: open the store (refusing a store in use or made for another genesis),
+restore the consensus signing state, serve HTTP (API and peer route on one port),
+start peers and sync, then start consensus at the height after the store's head.
+Shutdown (SIGTERM/SIGINT) reverses it; LevelDB's synced batches make kill -9 safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import web
+
+from contracts import Rejection, check_entry_stateless
+from ledger.block import Block, Commit
+from ledger.chain import StagedBlock
+from ledger.entry import SignedEntry
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from ledger.store import Store
+from node.api import build_app
+from node.blocks import BlockMaker, Proposed
+from node.config import NodeConfig, peer_urls
+from node.consensus import ConsensusCore, SigningState, TimeoutConfig
+from node.mempool import DuplicateEntry, Mempool, MempoolError
+from node.metrics import NodeMetrics
+from node.peers import PeerManager, PeerOptions
+from node.runtime import SIGNING_STATE_KEY, ConsensusHost, now_ms
+from node.service import Service
+from node.sync import Syncer
+from node.wire import (
+    MAX_ENTRIES_PER_GOSSIP,
+    Limits,
+    WireError,
+    decode_entries,
+    encode_entries,
+)
+
+__all__ = ["Node", "run"]
+
+log = logging.getLogger("customs.node")
+
+ENTRY_FLUSH_S = 0.02
+HOUSEKEEPING_S = 0.5
+MAX_REMEMBERED_REJECTIONS = 100_000
+
+
+class Node:
+    def __init__(self, config: NodeConfig, genesis: Genesis, key: SigningKey) -> None:
+        self.config = config
+        self.genesis = genesis
+        self.key = key
+        self.member_id = config.member_id
+        self.metrics = NodeMetrics()
+        params = genesis.params
+        self.wire_limits = Limits(
+            max_entry_bytes=params.max_entry_bytes,
+            max_block_entries=params.max_block_entries,
+            max_payload_bytes=config.limits.max_frame_bytes,
+        )
+        self.mempool = Mempool(
+            max_entries=config.limits.mempool_max_entries,
+            max_bytes=config.limits.mempool_max_bytes,
+            entry_window_ms=params.entry_window_ms,
+        )
+        self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
+        self.store: Store
+        self.maker: BlockMaker
+        self.host: ConsensusHost
+        self.peers: PeerManager
+        self.sync = Syncer(self)
+        self.service = Service(self)
+        self._outbox: list[bytes] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self.started_at = time.monotonic()
+        self.fatal = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        log.error("internal error, stopping: %r", exc)
+        if self.failure is None:
+            self.failure = exc
+        self.fatal.set()
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        self.store = Store.open(config.data_dir / "ledger", self.genesis)
+        self.maker = BlockMaker(self.store, self.genesis)
+        raw = self.store.get_raw(SIGNING_STATE_KEY)
+        restored = SigningState.decode(raw) if raw is not None else None
+        is_validator = self.genesis.validators.index_of(self.member_id) is not None
+        t = config.timeouts
+        core = ConsensusCore(
+            self.genesis.chain_id,
+            self.member_id,
+            self.key if is_validator else None,
+            timeouts=TimeoutConfig(
+                propose_ms=t.propose_ms,
+                prevote_ms=t.prevote_ms,
+                precommit_ms=t.precommit_ms,
+                delta_ms=t.propose_delta_ms,
+            ),
+            restored=restored,
+        )
+        self.host = ConsensusHost(self, core)
+        self.peers = PeerManager(
+            self.genesis,
+            self.member_id,
+            self.key,
+            peer_urls(config, self.genesis),
+            self.on_message,
+            PeerOptions.from_config(config),
+        )
+        token = config.api_token_file.read_text().strip()
+        app = build_app(
+            self.service, api_token=token, max_request_bytes=config.limits.max_request_bytes
+        )
+        self.peers.attach(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, config.listen_host, config.listen_port)
+        await site.start()
+        self.metrics.height.set(self.store.height)
+        self.peers.set_height(self.store.height)
+        await self.peers.start()
+        self._spawn(self.sync.run(), "sync")
+        self._spawn(self._housekeeping(), "housekeeping")
+        self._spawn(self._flush_entries(), "entry-gossip")
+        self.host.start()
+        log.info(
+            "node %s serving on %s:%d at height %d (chain %s, genesis %s)",
+            self.member_id,
+            config.listen_host,
+            config.listen_port,
+            self.store.height,
+            self.genesis.chain_id,
+            self.genesis.hash_hex[:16],
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if hasattr(self, "host"):
+            self.host.shutdown()
+        if hasattr(self, "peers"):
+            await self.peers.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if hasattr(self, "store"):
+            self.store.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.append(task)
+
+    # ---- blocks ---------------------------------------------------------------------
+
+    def build_proposal(self, height: int, last_commit: Commit | None) -> Proposed:
+        now = now_ms()
+        for entry_id in self.mempool.drop_stale(now):
+            self._remember_rejection(entry_id, "stale", "entry expired in the mempool")
+        candidates = self.mempool.reap(self.genesis.params.max_block_entries)
+        verified = frozenset(e.id for e in candidates)
+        proposed = self.maker.propose(
+            height=height,
+            time_ms=now,
+            proposer=self.member_id,
+            candidates=candidates,
+            verified=verified,
+            last_commit=last_commit,
+        )
+        for rejected in proposed.result.rejected:
+            if rejected.entry_id is not None:
+                self._remember_rejection(rejected.entry_id, rejected.code, rejected.message)
+                self.mempool.remove([rejected.entry_id])
+                self.metrics.entries_rejected.labels(rejected.code).inc()
+        return proposed
+
+    def commit_block(
+        self,
+        block: Block,
+        commit: Commit,
+        staged: StagedBlock,
+        last_commit: Commit | None,
+        signing_state: bytes | None,
+    ) -> None:
+        started = time.perf_counter()
+        extra: dict[bytes, bytes | None] | None = (
+            {SIGNING_STATE_KEY: signing_state} if signing_state is not None else None
+        )
+        self.maker.apply(block, commit, staged, last_commit, extra)
+        self.mempool.remove(e.id for e in block.entries)
+        height = block.header.height
+        self.metrics.block_commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.entries_committed.inc(len(block.entries))
+        self.metrics.height.set(height)
+        self.peers.set_height(height)
+        self.peers.broadcast("commit", commit.encode())
+        if block.entries:
+            log.info("committed height %d with %d entries", height, len(block.entries))
+
+    # ---- entries --------------------------------------------------------------------
+
+    def admit(self, entry: SignedEntry, *, gossip: bool) -> str:
+        """Check an entry at once (stateless rules), pool it and queue it for gossip."""
+        entry_id = entry.id
+        if self.store.has_entry(entry_id):
+            raise Rejection("duplicate", f"entry {entry_id.hex()} is already committed")
+        if not self.mempool.signature_verified(entry):
+            check_entry_stateless(entry, self.genesis)
+        try:
+            self.mempool.add(entry, now_ms=now_ms())
+        except DuplicateEntry:
+            return entry_id.hex()  # resubmitting a pending entry is harmless
+        except MempoolError as exc:
+            raise Rejection(getattr(exc, "code", "invalid_body"), str(exc)) from exc
+        self.rejected.pop(entry_id, None)
+        if gossip:
+            self._outbox.append(entry.wire_bytes)
+        return entry_id.hex()
+
+    def _remember_rejection(self, entry_id: bytes, code: str, message: str) -> None:
+        self.rejected[entry_id] = (code, message)
+        self.rejected.move_to_end(entry_id)
+        while len(self.rejected) > MAX_REMEMBERED_REJECTIONS:
+            self.rejected.popitem(last=False)
+
+    async def _flush_entries(self) -> None:
+        while True:
+            await asyncio.sleep(ENTRY_FLUSH_S)
+            while self._outbox:
+                batch = self._outbox[:MAX_ENTRIES_PER_GOSSIP]
+                del self._outbox[:MAX_ENTRIES_PER_GOSSIP]
+                self.peers.broadcast("entry", encode_entries(batch))
+
+    # ---- peers ----------------------------------------------------------------------
+
+    async def on_message(self, peer: str, kind: str, payload: bytes) -> None:
+        if kind == "entry":
+            self._on_entries(peer, payload)
+        elif kind == "proposal":
+            self.host.on_proposal(peer, payload)
+        elif kind == "vote":
+            self.host.on_vote(peer, payload)
+        elif kind == "commit":
+            self._on_commit(peer, payload)
+        elif kind == "block_request":
+            self.sync.on_request(peer, payload)
+        elif kind == "block_response":
+            self.sync.on_response(peer, payload)
+
+    def _on_entries(self, peer: str, payload: bytes) -> None:
+        try:
+            wires = decode_entries(payload, self.wire_limits)
+        except WireError as exc:
+            self.peer_fault(peer, "entry", exc)
+            return
+        for wire in wires:
+            try:
+                entry = check_entry_stateless(wire, self.genesis)
+                self.admit(entry, gossip=False)
+            except Rejection as exc:
+                self.metrics.entries_rejected.labels(exc.code).inc()
+
+    def _on_commit(self, peer: str, payload: bytes) -> None:
+        try:
+            commit = Commit.decode(payload)
+        except Exception as exc:
+            self.peer_fault(peer, "commit", exc)
+            return
+        if commit.height >= self.host.core.height:
+            self.host.on_commit(commit)
+
+    def peer_fault(self, peer: str, kind: str, exc: BaseException) -> None:
+        self.peers.counters[f"bad_{kind}"] += 1
+        log.warning("bad %s from %s: %s", kind, peer, exc)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            self.metrics.mempool.set(len(self.mempool))
+            self.metrics.peers.set(len(self.peers.connected()))
+            self.host.regossip()
+
+
+def status_snapshot(node: Node) -> dict[str, Any]:
+    head = node.store.head_header()
+    return {
+        "chain_id": node.genesis.chain_id,
+        "genesis_hash": node.genesis.hash_hex,
+        "member": node.member_id,
+        "height": node.store.height,
+        "head_hash": head.hash().hex() if head else None,
+        "head_time": head.time if head else None,
+        "round": node.host.core.round,
+        "validators": list(node.genesis.validators.ids),
+        "peers": [
+            {"id": p.id, "connected": p.connected, "height": p.height} for p in node.peers.peers()
+        ],
+        "mempool": len(node.mempool),
+        "syncing": node.sync.syncing,
+    }
+
+
+async def serve(config: NodeConfig, genesis: Genesis, key: SigningKey) -> int:
+    node = Node(config, genesis, key)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+        waits = [
+            asyncio.ensure_future(node.peers.failed.wait()),
+            asyncio.ensure_future(node.fatal.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waits:
+            waiter.cancel()
+        failure = node.failure or node.peers.failure
+        if failure is not None:
+            log.error("stopping on an internal error: %r", failure)
+            return 1
+        log.info("shutting down")
+        return 0
+    finally:
+        await node.stop()
+
+
+def run(config: NodeConfig, genesis: Genesis, key: SigningKey) -> int:
+    return asyncio.run(serve(config, genesis, key))

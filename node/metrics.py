@@ -1,0 +1,53 @@
+"""Prometheus metrics of one node, in a registry of its own (tests run several nodes)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = ["NodeMetrics"]
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.height = Gauge("customs_height", "Height of the last committed block", registry=r)
+        self.round = Gauge("customs_round", "Consensus round at the current height", registry=r)
+        self.entries_committed = Counter(
+            "customs_entries_committed", "Entries committed in blocks", registry=r
+        )
+        self.entries_rejected = Counter(
+            "customs_entries_rejected", "Entries rejected, by code", ["code"], registry=r
+        )
+        self.peers = Gauge("customs_peers", "Authenticated peer connections", registry=r)
+        self.mempool = Gauge(
+            "customs_mempool_entries", "Entries waiting in the mempool", registry=r
+        )
+        self.timeouts = Counter(
+            "customs_consensus_timeouts", "Consensus timeouts fired, by step", ["step"], registry=r
+        )
+        self.dropped = Counter(
+            "customs_consensus_dropped",
+            "Consensus messages dropped, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.block_commit_seconds = Histogram(
+            "customs_block_commit_seconds",
+            "Time to store a decided block (execute, stage, synced batch)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.synced_blocks = Counter(
+            "customs_synced_blocks", "Blocks fetched from peers and stored", registry=r
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,313 @@
+"""The consensus host: one asyncio loop feeding the sans-I/O core (node.consensus).
+
+Every input — a peer's proposal or vote, a fired timer, a verdict, a block to propose —
+goes through ``feed``, which runs ``node.consensus.drive``: persist, send, apply, arm.
+Because the loop is single-threaded and ``drive`` is synchronous, the core never sees
+two inputs at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ledger.block import Block, Commit
+from ledger.chain import StagedBlock
+from ledger.errors import LedgerError
+from node.blocks import InvalidBlock
+from node.consensus import (
+    CommitLearned,
+    ConsensusCore,
+    Decision,
+    Input,
+    InputError,
+    Message,
+    MessageFormatError,
+    Output,
+    ProposalReceived,
+    ProposeRequest,
+    SignedProposal,
+    SignedVote,
+    StartHeight,
+    Timeout,
+    TimeoutFired,
+    TimeoutRequest,
+    ValidityRequest,
+    ValidityVerdict,
+    ValueToPropose,
+    VoteReceived,
+    decode_message,
+    drive,
+)
+from node.wire import (
+    WireError,
+    decode_proposal_package,
+    encode_proposal_package,
+)
+
+if TYPE_CHECKING:
+    from node.daemon import Node
+
+__all__ = ["SIGNING_STATE_KEY", "ConsensusHost", "now_ms"]
+
+log = logging.getLogger("customs.consensus")
+
+SIGNING_STATE_KEY = b"x:consensus/signing"
+# Blocks kept per node while their height is open: a few rounds' proposals; a byzantine
+# proposer flooding blocks only evicts its own.
+MAX_CACHED_BLOCKS = 32
+# A proposal that cannot be checked yet (we are behind) is retried at most this often.
+GOSSIP_INTERVAL_S = 1.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ConsensusHost:
+    """Implements ``node.consensus.Host`` for the daemon."""
+
+    def __init__(self, node: Node, core: ConsensusCore) -> None:
+        self.node = node
+        self.core = core
+        self.blocks: OrderedDict[bytes, tuple[Block, Commit | None]] = OrderedDict()
+        self.staged: dict[bytes, StagedBlock] = {}
+        self.awaiting_block: set[bytes] = set()
+        self.timers: dict[Timeout, asyncio.TimerHandle] = {}
+        self.propose_timer: asyncio.TimerHandle | None = None
+        self.last_progress = time.monotonic()
+
+    # ---- feeding --------------------------------------------------------------------
+
+    def feed(self, event: Input) -> None:
+        try:
+            drive(self.core, self, event)
+        except InputError as exc:
+            log.warning("consensus input refused: %s", exc)
+        except Exception as exc:
+            # Our own invariant broke (e.g. a decided block we cannot apply): stop loudly.
+            self.node.fail(exc)
+            raise
+
+    def shutdown(self) -> None:
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        if self.propose_timer is not None:
+            self.propose_timer.cancel()
+
+    def start(self) -> None:
+        store = self.node.store
+        height = store.height
+        last = store.get_commit(height) if height else None
+        self.feed(StartHeight(height + 1, self.node.genesis.validators, last))
+
+    def catch_up(self) -> None:
+        """After blocks were stored outside consensus (sync), start the next height."""
+        if self.core.height <= self.node.store.height:
+            self._new_height_cleanup()
+            self.start()
+
+    # ---- Host protocol ---------------------------------------------------------------
+
+    def persist(self, record: bytes) -> None:
+        self.node.store.write_extra({SIGNING_STATE_KEY: record})
+
+    def send(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self._broadcast(message)
+
+    def apply(self, decision: Decision) -> StartHeight | None:
+        entry = self.blocks.get(decision.block)
+        if entry is None:
+            # Decided on precommits without the proposal: fetch the block from peers.
+            log.info("decided height %d without its block; fetching", decision.height)
+            self.node.sync.want(decision.height)
+            return None
+        block, last_commit = entry
+        staged = self.staged.get(decision.block)
+        try:
+            if staged is None:
+                staged = self.node.maker.check(
+                    block, last_commit, verified=self._verified(block), now_ms=None
+                )
+            self.node.commit_block(block, decision.commit, staged, last_commit, self._signing())
+        except (InvalidBlock, LedgerError) as exc:
+            # A quorum decided a block we cannot apply: our state diverged. Stop loudly.
+            raise RuntimeError(f"cannot apply decided block {decision.height}: {exc}") from exc
+        self._new_height_cleanup()
+        return StartHeight(decision.height + 1, self.node.genesis.validators, decision.commit)
+
+    def arm(self, request: TimeoutRequest) -> None:
+        loop = asyncio.get_running_loop()
+        old = self.timers.pop(request.timeout, None)
+        if old is not None:
+            old.cancel()
+        self.timers[request.timeout] = loop.call_later(
+            request.after_ms / 1000, self._fire, request.timeout
+        )
+
+    def check_validity(self, request: ValidityRequest) -> bool | None:
+        entry = self.blocks.get(request.block)
+        if entry is None:
+            self.awaiting_block.add(request.block)
+            return None
+        return self._judge(request.block, *entry)
+
+    def value_to_propose(self, request: ProposeRequest) -> bytes | None:
+        node = self.node
+        head = node.store.head_header()
+        interval = node.genesis.params.block_interval_ms
+        due = (head.time + interval) if head else node.genesis.genesis_time
+        wait_ms = due - now_ms()
+        if wait_ms > 0:
+            self._schedule_propose(request, wait_ms)
+            return None
+        last_commit = node.store.get_commit(head.height) if head else None
+        proposed = node.build_proposal(request.height, last_commit)
+        block_hash = proposed.block.header.hash()
+        self._cache(block_hash, proposed.block, last_commit)
+        self.staged[block_hash] = proposed.staged
+        return block_hash
+
+    def need_blocks(self, up_to: int) -> None:
+        self.node.sync.want(up_to)
+
+    def report(self, output: Output) -> None:
+        metrics = self.node.metrics
+        for reason, count in output.dropped.items():
+            metrics.dropped.labels(reason).inc(count)
+        for evidence in output.evidence:
+            log.warning("equivocation evidence: %s", evidence)
+        metrics.round.set(self.core.round)
+
+    # ---- peer input -----------------------------------------------------------------
+
+    def on_proposal(self, peer: str, payload: bytes) -> None:
+        try:
+            package = decode_proposal_package(payload, self.node.wire_limits)
+            message = decode_message(package.proposal)
+        except (WireError, MessageFormatError) as exc:
+            self.node.peer_fault(peer, "proposal", exc)
+            return
+        if not isinstance(message, SignedProposal):
+            self.node.peer_fault(peer, "proposal", WireError("not a signed proposal"))
+            return
+        block_hash = package.block.header.hash()
+        if block_hash != message.proposal.block:
+            self.node.peer_fault(peer, "proposal", WireError("block does not match proposal"))
+            return
+        if message.height >= self.core.height:
+            self._cache(block_hash, package.block, package.last_commit)
+        self.feed(ProposalReceived(message))
+        if block_hash in self.awaiting_block:
+            self.awaiting_block.discard(block_hash)
+            verdict = self._judge(block_hash, package.block, package.last_commit)
+            self.feed(ValidityVerdict(message.height, block_hash, verdict))
+
+    def on_vote(self, peer: str, payload: bytes) -> None:
+        try:
+            message = decode_message(payload)
+        except MessageFormatError as exc:
+            self.node.peer_fault(peer, "vote", exc)
+            return
+        if not isinstance(message, SignedVote):
+            self.node.peer_fault(peer, "vote", WireError("not a signed vote"))
+            return
+        self.feed(VoteReceived(message))
+
+    def on_commit(self, commit: Commit) -> None:
+        self.feed(CommitLearned(commit))
+
+    def regossip(self) -> None:
+        """Send our own and the round's messages again when progress stalls."""
+        if time.monotonic() - self.last_progress < GOSSIP_INTERVAL_S:
+            return
+        self.send(self.core.gossip_messages())
+        self.last_progress = time.monotonic()
+
+    # ---- internals ------------------------------------------------------------------
+
+    def _broadcast(self, message: Message) -> None:
+        peers = self.node.peers
+        if isinstance(message, SignedProposal):
+            cached = self.blocks.get(message.proposal.block)
+            if cached is None:
+                log.error("no block cached for our own proposal at %d", message.height)
+                return
+            block, last_commit = cached
+            payload = encode_proposal_package(message.encode(), block, last_commit)
+            peers.broadcast("proposal", payload)
+        else:
+            peers.broadcast("vote", message.encode())
+
+    def _fire(self, timeout: Timeout) -> None:
+        self.timers.pop(timeout, None)
+        self.node.metrics.timeouts.labels(timeout.kind).inc()
+        self.feed(TimeoutFired(timeout))
+
+    def _schedule_propose(self, request: ProposeRequest, wait_ms: int) -> None:
+        if self.propose_timer is not None:
+            self.propose_timer.cancel()
+
+        def retry() -> None:
+            self.propose_timer = None
+            if (self.core.height, self.core.round) != (request.height, request.round):
+                return
+            block = self.value_to_propose(request)
+            if block is not None:
+                self.feed(ValueToPropose(request.height, request.round, block))
+
+        self.propose_timer = asyncio.get_running_loop().call_later(wait_ms / 1000, retry)
+
+    def _cache(self, block_hash: bytes, block: Block, last_commit: Commit | None) -> None:
+        self.blocks[block_hash] = (block, last_commit)
+        self.blocks.move_to_end(block_hash)
+        while len(self.blocks) > MAX_CACHED_BLOCKS:
+            evicted, _ = self.blocks.popitem(last=False)
+            self.staged.pop(evicted, None)
+
+    def _judge(self, block_hash: bytes, block: Block, last_commit: Commit | None) -> bool:
+        if block_hash in self.staged:
+            return True
+        try:
+            staged = self.node.maker.check(
+                block, last_commit, verified=self._verified(block), now_ms=now_ms()
+            )
+        except (InvalidBlock, LedgerError) as exc:
+            log.warning(
+                "proposal %s at height %d is invalid: %s",
+                block_hash.hex()[:12],
+                block.header.height,
+                exc,
+            )
+            return False
+        self.staged[block_hash] = staged
+        return True
+
+    def _verified(self, block: Block) -> frozenset[bytes]:
+        # Only the exact wire entry (id and signature) we verified on ingest skips the check.
+        mempool = self.node.mempool
+        return frozenset(e.id for e in block.entries if mempool.signature_verified(e))
+
+    def _signing(self) -> bytes | None:
+        state = self.core.signing_state
+        return state.encode() if state is not None else None
+
+    def _new_height_cleanup(self) -> None:
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        if self.propose_timer is not None:
+            self.propose_timer.cancel()
+            self.propose_timer = None
+        height = self.node.store.height
+        for block_hash in [h for h, (b, _) in self.blocks.items() if b.header.height <= height]:
+            del self.blocks[block_hash]
+            self.staged.pop(block_hash, None)
+        self.awaiting_block.clear()
+        self.last_progress = time.monotonic()

@@ -1,0 +1,160 @@
+"""What the HTTP API asks of a running node (``node.api.NodeService``), answered from the
+store's snapshots, the mempool and the contracts' read helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import contracts
+from contracts import Rejection
+from ledger.block import Block, Commit, Header
+from ledger.bundle import BundleError, build_bundle
+from ledger.entry import Entry, SignedEntry, decode_wire
+from ledger.errors import EntryError
+from ledger.store import StoreView
+from node.api import ApiError
+from node.blocks import SnapshotState
+from node.runtime import now_ms
+
+if TYPE_CHECKING:
+    from node.daemon import Node
+
+__all__ = ["Service", "block_json", "header_json"]
+
+MAX_HISTORY = 1000
+
+
+class Service:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def max_entry_bytes(self) -> int:
+        return self.node.genesis.params.max_entry_bytes
+
+    async def submit_entries(self, entries: Sequence[SignedEntry]) -> list[str]:
+        limit = self.node.config.limits.max_entries_per_request
+        if len(entries) > limit:
+            raise ApiError(400, "too_large", f"at most {limit} entries per request")
+        checked = []
+        for i, entry in enumerate(entries):
+            try:
+                checked.append(contracts.check_entry_stateless(entry, self.node.genesis))
+            except Rejection as exc:
+                prefix = f"entry {i}: " if len(entries) > 1 else ""
+                raise Rejection(exc.code, prefix + exc.message) from exc
+        return [self.node.admit(entry, gossip=True) for entry in checked]
+
+    async def submit_body(self, kind: str, body: Mapping[str, Any]) -> str:
+        node = self.node
+        entry = Entry(node.genesis.chain_id, kind, node.member_id, now_ms(), dict(body))
+        try:
+            signed = entry.sign(node.key)
+        except EntryError as exc:
+            raise ApiError(400, exc.code, exc.reason) from exc
+        return (await self.submit_entries([signed]))[0]
+
+    def entry_status(self, entry_id: bytes) -> dict[str, Any] | None:
+        node = self.node
+        with node.store.snapshot() as view:
+            location = view.entry_location(entry_id)
+            if location is not None:
+                header = view.get_header(location.height)
+                assert header is not None
+                return {
+                    "status": "committed",
+                    "height": location.height,
+                    "position": location.position,
+                    "log_index": location.log_index,
+                    "block_time": header.time,
+                }
+        if node.mempool.status(entry_id) is not None:
+            return {"status": "pending"}
+        rejected = node.rejected.get(entry_id)
+        if rejected is not None:
+            return {"status": "rejected", "code": rejected[0], "message": rejected[1]}
+        return None
+
+    def certificate(self, cert_id: str) -> dict[str, Any] | None:
+        return self._record(f"cert/{cert_id}", lambda s: contracts.certificate(s, cert_id))
+
+    def shipment(self, ucr: str) -> dict[str, Any] | None:
+        return self._record(f"shipment/{ucr}", lambda s: contracts.shipment(s, ucr))
+
+    def _record(self, subject: str, read: Any) -> dict[str, Any] | None:
+        with self.node.store.snapshot() as view:
+            state = read(SnapshotState(view))
+            if state is None:
+                return None
+            return {
+                "subject": subject,
+                "height": view.height,
+                "state": state,
+                "history": _history(view, subject, self.max_entry_bytes),
+            }
+
+    def proof_bundle(self, subjects: Sequence[str]) -> bytes:
+        try:
+            return build_bundle(self.node.store, list(subjects))
+        except BundleError as exc:
+            raise ApiError(400, "malformed", str(exc)) from exc
+
+    def block(self, height: int) -> dict[str, Any] | None:
+        with self.node.store.snapshot() as view:
+            block, commit = view.get_block(height), view.get_commit(height)
+        if block is None or commit is None:
+            return None
+        return block_json(block, commit)
+
+    def status(self) -> dict[str, Any]:
+        from node.daemon import status_snapshot
+
+        return status_snapshot(self.node)
+
+    def metrics(self) -> tuple[bytes, str]:
+        node = self.node
+        node.metrics.mempool.set(len(node.mempool))
+        node.metrics.peers.set(len(node.peers.connected()))
+        return node.metrics.render()
+
+
+def _history(view: StoreView, subject: str, max_entry_bytes: int) -> list[dict[str, Any]]:
+    refs = view.subject_entries(subject, limit=MAX_HISTORY)
+    items = []
+    times: dict[int, int] = {}
+    for ref in refs:
+        block_time = times.get(ref.height)
+        if block_time is None:
+            header = view.get_header(ref.height)
+            assert header is not None
+            block_time = times[ref.height] = header.time
+        entry = decode_wire(view.leaf(ref.log_index), max_entry_bytes)
+        items.append(
+            {
+                "id": ref.entry_id.hex(),
+                "height": ref.height,
+                "log_index": ref.log_index,
+                "block_time": block_time,
+                **entry.to_json(),
+            }
+        )
+    return items
+
+
+def header_json(header: Header) -> dict[str, Any]:
+    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in header.to_obj().items()}
+
+
+def block_json(block: Block, commit: Commit) -> dict[str, Any]:
+    return {
+        "hash": block.header.hash().hex(),
+        "header": header_json(block.header),
+        "entries": [{"id": e.id_hex, **e.to_json()} for e in block.entries],
+        "commit": {
+            "height": commit.height,
+            "round": commit.round,
+            "block": commit.block.hex(),
+            "votes": [[member, sig.hex()] for member, sig in commit.votes],
+        },
+    }

@@ -1,0 +1,170 @@
+"""Catching up: fetch blocks with their commits from peers, verify, execute, store.
+
+A node is behind when a peer announces a greater height, when consensus decides a block
+it never received, or when it learns a commit for a later height. Each fetched block is
+accepted only if its commit proves that a quorum of *our* genesis validators
+precommitted exactly that header, and re-executing its entries gives the header's
+roots. A peer that sends anything else is counted as faulty and another is asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from ledger.block import verify_commit
+from ledger.errors import CommitError, LedgerError
+from node.blocks import InvalidBlock
+from node.wire import (
+    MAX_SYNC_BLOCKS,
+    SyncItem,
+    WireError,
+    decode_block_request,
+    decode_block_response,
+    encode_block_request,
+    encode_block_response,
+)
+
+if TYPE_CHECKING:
+    from node.daemon import Node
+
+__all__ = ["Syncer"]
+
+log = logging.getLogger("customs.sync")
+
+REQUEST_TIMEOUT_S = 5.0
+POLL_INTERVAL_S = 0.5
+
+
+class Syncer:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.wanted = 0
+        self.syncing = False
+        self._wake = asyncio.Event()
+        self._reply: asyncio.Future[list[SyncItem]] | None = None
+        self._asked: str | None = None
+        self._rotation = 0
+
+    def want(self, height: int) -> None:
+        """Make sure blocks up to ``height`` get fetched."""
+        if height > self.wanted:
+            self.wanted = height
+            self._wake.set()
+
+    def target(self) -> int:
+        heights = [p.height for p in self.node.peers.peers() if p.connected and p.height]
+        return max([self.wanted, *heights])
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+            self._wake.clear()
+            while self.target() > self.node.store.height:
+                self.syncing = True
+                if not await self._fetch_once():
+                    await asyncio.sleep(POLL_INTERVAL_S)
+                    break
+            self.syncing = False
+
+    async def _fetch_once(self) -> bool:
+        node = self.node
+        first = node.store.height + 1
+        last = min(self.target(), first + MAX_SYNC_BLOCKS - 1)
+        peer = self._pick_peer(first)
+        if peer is None:
+            return False
+        loop = asyncio.get_running_loop()
+        self._reply, self._asked = loop.create_future(), peer
+        if not node.peers.send(peer, "block_request", encode_block_request(first, last)):
+            return False
+        try:
+            items = await asyncio.wait_for(self._reply, REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            log.info("peer %s did not answer a block request for %d..%d", peer, first, last)
+            return False
+        finally:
+            self._reply, self._asked = None, None
+        applied = self._apply(peer, items)
+        if applied:
+            log.info(
+                "synced %d block(s) from %s, now at height %d", applied, peer, node.store.height
+            )
+            node.host.catch_up()
+        return applied > 0
+
+    def _pick_peer(self, height: int) -> str | None:
+        ready = sorted(
+            p.id
+            for p in self.node.peers.peers()
+            if p.connected and p.height is not None and p.height >= height
+        )
+        if not ready:
+            ready = self.node.peers.connected()
+        if not ready:
+            return None
+        self._rotation += 1
+        return ready[self._rotation % len(ready)]
+
+    def _apply(self, peer: str, items: list[SyncItem]) -> int:
+        node = self.node
+        genesis = node.genesis
+        applied = 0
+        for item in items:
+            header = item.block.header
+            if header.height != node.store.height + 1:
+                continue  # an answer overtaken by consensus; harmless
+            try:
+                verify_commit(
+                    item.commit,
+                    genesis.validators,
+                    genesis.chain_id,
+                    height=header.height,
+                    block=header.hash(),
+                )
+                staged = node.maker.check(
+                    item.block, item.last_commit, verified=frozenset(), now_ms=None
+                )
+                node.commit_block(item.block, item.commit, staged, item.last_commit, None)
+            except (CommitError, InvalidBlock, LedgerError) as exc:
+                node.peer_fault(peer, "block_response", exc)
+                break
+            node.metrics.synced_blocks.inc()
+            applied += 1
+        return applied
+
+    # ---- peer messages --------------------------------------------------------------
+
+    def on_response(self, peer: str, payload: bytes) -> None:
+        try:
+            items = decode_block_response(payload, self.node.wire_limits)
+        except WireError as exc:
+            self.node.peer_fault(peer, "block_response", exc)
+            return
+        if self._reply is not None and not self._reply.done() and peer == self._asked:
+            self._reply.set_result(items)
+
+    def on_request(self, peer: str, payload: bytes) -> None:
+        try:
+            request = decode_block_request(payload)
+        except WireError as exc:
+            self.node.peer_fault(peer, "block_request", exc)
+            return
+        store = self.node.store
+        budget = self.node.wire_limits.max_payload_bytes // 2
+        items: list[SyncItem] = []
+        with store.snapshot() as view:
+            for height in range(request.first, min(request.last, view.height) + 1):
+                block, commit = view.get_block(height), view.get_commit(height)
+                if block is None or commit is None:
+                    break
+                last_commit = view.get_commit(height - 1) if height > 1 else None
+                size = sum(len(e.wire_bytes) for e in block.entries) + 4096
+                if items and size > budget:
+                    break
+                budget -= size
+                items.append(SyncItem(block, commit, last_commit))
+        self.node.peers.send(peer, "block_response", encode_block_response(items))

@@ -1,0 +1,181 @@
+"""Payloads of the gossip kinds the daemon sends over ``node.peers`` (canonical msgpack).
+
+    entry           [wire entry bytes, ...]                      relayed, batched
+    proposal        {proposal: signed proposal, block, last_commit: commit | nil}
+    vote            a signed vote (node.consensus.messages)
+    commit          a commit (ledger.block)
+    block_request   {from, to}
+    block_response  {items: [{block, commit, last_commit: commit | nil}, ...]}
+
+A proposal carries its block and the commit the block's header names as
+``last_commit``, so a validator can re-execute it without another round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.block import Block, Commit
+from ledger.codec import decode, encode
+from ledger.errors import BlockFormatError, CodecError, LedgerError
+
+__all__ = [
+    "MAX_ENTRIES_PER_GOSSIP",
+    "MAX_SYNC_BLOCKS",
+    "BlockRequest",
+    "ProposalPackage",
+    "SyncItem",
+    "WireError",
+    "decode_block_request",
+    "decode_block_response",
+    "decode_entries",
+    "decode_proposal_package",
+    "encode_block_request",
+    "encode_block_response",
+    "encode_entries",
+    "encode_proposal_package",
+]
+
+MAX_ENTRIES_PER_GOSSIP = 1000
+MAX_SYNC_BLOCKS = 64
+
+
+class WireError(LedgerError):
+    """A peer's payload does not have the shape its kind requires."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalPackage:
+    proposal: bytes
+    block: Block
+    last_commit: Commit | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequest:
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncItem:
+    block: Block
+    commit: Commit
+    last_commit: Commit | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_entry_bytes: int
+    max_block_entries: int
+    max_payload_bytes: int
+
+
+def _decode(data: bytes, limit: int, what: str) -> object:
+    try:
+        return decode(data, max_bytes=limit)
+    except CodecError as exc:
+        raise WireError(f"{what}: {exc}") from exc
+
+
+def encode_entries(wires: list[bytes]) -> bytes:
+    return encode(wires)
+
+
+def decode_entries(data: bytes, limits: Limits) -> list[bytes]:
+    obj = _decode(data, limits.max_payload_bytes, "entry batch")
+    if not isinstance(obj, list) or not 1 <= len(obj) <= MAX_ENTRIES_PER_GOSSIP:
+        raise WireError(f"entry batch must be a list of 1..{MAX_ENTRIES_PER_GOSSIP}")
+    if not all(isinstance(w, bytes) and len(w) <= limits.max_entry_bytes for w in obj):
+        raise WireError("entry batch items must be wire bytes within max_entry_bytes")
+    return obj
+
+
+def encode_proposal_package(proposal: bytes, block: Block, last_commit: Commit | None) -> bytes:
+    return encode(
+        {
+            "block": block.encode(),
+            "last_commit": last_commit.encode() if last_commit else None,
+            "proposal": proposal,
+        }
+    )
+
+
+def decode_proposal_package(data: bytes, limits: Limits) -> ProposalPackage:
+    obj = _decode(data, limits.max_payload_bytes, "proposal")
+    if not isinstance(obj, dict) or set(obj) != {"block", "last_commit", "proposal"}:
+        raise WireError("proposal must have exactly block, last_commit, proposal")
+    if not isinstance(obj["proposal"], bytes) or not isinstance(obj["block"], bytes):
+        raise WireError("proposal.proposal and proposal.block must be bytes")
+    block = _block(obj["block"], limits)
+    return ProposalPackage(obj["proposal"], block, _optional_commit(obj["last_commit"]))
+
+
+def encode_block_request(first: int, last: int) -> bytes:
+    return encode({"from": first, "to": last})
+
+
+def decode_block_request(data: bytes) -> BlockRequest:
+    obj = _decode(data, 256, "block request")
+    if not isinstance(obj, dict) or set(obj) != {"from", "to"}:
+        raise WireError("block request must have exactly from, to")
+    first, last = obj["from"], obj["to"]
+    if type(first) is not int or type(last) is not int or not 1 <= first <= last:
+        raise WireError("block request needs 1 <= from <= to")
+    return BlockRequest(first, min(last, first + MAX_SYNC_BLOCKS - 1))
+
+
+def encode_block_response(items: list[SyncItem]) -> bytes:
+    return encode(
+        {
+            "items": [
+                {
+                    "block": item.block.encode(),
+                    "commit": item.commit.encode(),
+                    "last_commit": item.last_commit.encode() if item.last_commit else None,
+                }
+                for item in items
+            ]
+        }
+    )
+
+
+def decode_block_response(data: bytes, limits: Limits) -> list[SyncItem]:
+    obj = _decode(data, limits.max_payload_bytes, "block response")
+    if not isinstance(obj, dict) or set(obj) != {"items"}:
+        raise WireError("block response must have exactly items")
+    raw = obj["items"]
+    if not isinstance(raw, list) or len(raw) > MAX_SYNC_BLOCKS:
+        raise WireError(f"block response holds at most {MAX_SYNC_BLOCKS} items")
+    items = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"block", "commit", "last_commit"}:
+            raise WireError("block response items have exactly block, commit, last_commit")
+        if not isinstance(item["block"], bytes) or not isinstance(item["commit"], bytes):
+            raise WireError("block response block and commit must be bytes")
+        commit = _optional_commit(item["commit"])
+        assert commit is not None
+        items.append(
+            SyncItem(_block(item["block"], limits), commit, _optional_commit(item["last_commit"]))
+        )
+    return items
+
+
+def _block(data: bytes, limits: Limits) -> Block:
+    try:
+        return Block.decode(
+            data, max_entry_bytes=limits.max_entry_bytes, max_entries=limits.max_block_entries
+        )
+    except BlockFormatError as exc:
+        raise WireError(str(exc)) from exc
+
+
+def _optional_commit(raw: object) -> Commit | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, bytes):
+        raise WireError("commit must be bytes or nil")
+    try:
+        return Commit.decode(raw)
+    except BlockFormatError as exc:
+        raise WireError(str(exc)) from exc
