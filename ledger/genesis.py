@@ -11,7 +11,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pycountry
@@ -52,7 +51,7 @@ class Params:
 
     # (lowest, highest) accepted for each parameter: bounds keep a typo from making a
     # network that cannot make progress or that any single entry could exhaust.
-    LIMITS = {  # noqa: RUF012 - class-level constant table, not a dataclass field
+    LIMITS = {
         "block_interval_ms": (1, 3_600_000),
         "max_block_entries": (1, 100_000),
         "max_entry_bytes": (256, 1_048_576),
@@ -185,18 +184,6 @@ class Genesis:
         return self.hash.hex()
 
     @classmethod
-    def load(cls, path: str | Path) -> Genesis:
-        path = Path(path)
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_GENESIS_BYTES + 1)
-        except OSError as exc:
-            raise GenesisError("file", f"{path}: {exc.strerror}") from exc
-        if len(data) > MAX_GENESIS_BYTES:
-            raise GenesisError("file", f"{path}: larger than {MAX_GENESIS_BYTES} bytes")
-        return cls.from_json_bytes(data)
-
-    @classmethod
     def from_json_bytes(cls, data: bytes) -> Genesis:
         try:
             doc = json.loads(data, parse_float=_no_float, parse_constant=_no_float)
@@ -239,9 +226,7 @@ class Genesis:
         doc: dict[str, Any] = {
             "chain_id": chain_id,
             "genesis_time": genesis_time,
-            "params": {
-                name: getattr(params or Params(), name) for name in Params.LIMITS
-            },
+            "params": {name: getattr(params or Params(), name) for name in Params.LIMITS},
             "members": [m.to_json() for m in members],
         }
         return cls.from_document(doc)

@@ -6,9 +6,7 @@ one purpose or one chain never verifies for another.
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
-from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -24,7 +22,6 @@ __all__ = ["SIGNATURE_BYTES", "Domain", "SigningKey", "VerifyKey", "signing_mess
 
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
-_MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 class Domain(StrEnum):
@@ -124,7 +121,9 @@ class SigningKey:
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key
         self.public_key = VerifyKey(
-            key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
         )
 
     @classmethod
@@ -160,37 +159,6 @@ class SigningKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"expected an Ed25519 key, found {type(key).__name__}")
         return cls(key)
-
-    def save(self, path: str | Path, passphrase: bytes | None = None) -> None:
-        """Write the key as PKCS#8 PEM with mode 0600; refuse to overwrite a key."""
-        path = Path(path)
-        data = self.to_pem(passphrase)
-        try:
-            # O_EXCL: a second `init` must never silently replace a member's identity.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError as exc:
-            raise KeyFileError(f"{path}: a key file already exists") from exc
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot create key file: {exc.strerror}") from exc
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    @classmethod
-    def load(cls, path: str | Path, passphrase: bytes | None = None) -> SigningKey:
-        path = Path(path)
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(_MAX_KEY_FILE_BYTES + 1)
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot read key file: {exc.strerror}") from exc
-        if len(data) > _MAX_KEY_FILE_BYTES:
-            raise KeyFileError(f"{path}: key file larger than {_MAX_KEY_FILE_BYTES} bytes")
-        try:
-            return cls.from_pem(data, passphrase)
-        except KeyFileError as exc:
-            raise KeyFileError(f"{path}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"SigningKey(public={self.public_key.hex})"

@@ -7,8 +7,6 @@ code, and ``main`` the one place that prints them.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import os
 import secrets
@@ -23,6 +21,7 @@ from ledger.genesis import MEMBER_ID, Genesis
 from ledger.keys import SigningKey
 from node.config import ConfigError, NodeConfig, check_against_genesis, load_config
 from node.config import render_default_config as render_config
+from node.files import load_genesis, load_key, save_key
 
 __all__ = ["CliError", "entrypoint", "load_node", "main"]
 
@@ -34,10 +33,6 @@ TOKEN_NAME = "api.token"
 
 class CliError(Exception):
     """A command cannot do what was asked; the message says why."""
-
-
-class DaemonUnavailable(CliError):
-    """``node.daemon`` is not installed in this build."""
 
 
 # Exit codes: 2 for anything the operator must fix in arguments or files, 1 for the
@@ -106,7 +101,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise CliError(f"{node_dir} exists and is not an empty directory; refusing to touch it")
     node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = SigningKey.generate()
-    key.save(node_dir / KEY_NAME, passphrase)
+    save_key(key, node_dir / KEY_NAME, passphrase)
     _write_new(node_dir / TOKEN_NAME, secrets.token_hex(32) + "\n", 0o600)
     passphrase_path = str(args.passphrase_file.absolute()) if args.passphrase_file else None
     text = render_config(
@@ -215,12 +210,12 @@ def _no_float(text: str) -> object:
 def load_node(config_path: Path) -> tuple[NodeConfig, Genesis, SigningKey]:
     """Config, genesis and key, each validated, and checked against one another."""
     config = load_config(config_path)
-    genesis = Genesis.load(config.genesis_file)
+    genesis = load_genesis(config.genesis_file)
     check_against_genesis(config, genesis)
     passphrase = (
         _read_passphrase(config.passphrase_file) if config.passphrase_file is not None else None
     )
-    key = SigningKey.load(config.key_file, passphrase)
+    key = load_key(config.key_file, passphrase)
     member = genesis.member(config.member_id)
     assert member is not None  # check_against_genesis guarantees it
     if member.public_key != key.public_key:
@@ -236,11 +231,9 @@ def load_node(config_path: Path) -> tuple[NodeConfig, Genesis, SigningKey]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config, genesis, key = load_node(args.config)
-    if importlib.util.find_spec("node.daemon") is None:
-        raise DaemonUnavailable("daemon not available in this build (node.daemon is missing)")
+    # Imported here so that `init` and `genesis` start without loading the daemon.
+    from node.daemon import run
     from node.logging_setup import setup_logging
 
     setup_logging(config.log_format, config.log_level)
-    daemon = importlib.import_module("node.daemon")
-    result = daemon.run(config, genesis, key)
-    return int(result) if isinstance(result, int) else 0
+    return run(config, genesis, key)

@@ -133,8 +133,12 @@ def test_commit_from_non_validator_fails() -> None:
 def test_commit_with_a_bad_signature_fails() -> None:
     good = _commit(_header().hash())
     member, sig = good.votes[1]
-    bad = Commit(good.height, good.round, good.block,
-                 (good.votes[0], (member, bytes([sig[0] ^ 1]) + sig[1:]), good.votes[2]))
+    bad = Commit(
+        good.height,
+        good.round,
+        good.block,
+        (good.votes[0], (member, bytes([sig[0] ^ 1]) + sig[1:]), good.votes[2]),
+    )
     with pytest.raises(CommitError, match=member):
         verify_commit(bad, VALIDATORS, CHAIN_ID)
 

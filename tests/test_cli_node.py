@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
@@ -14,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from node.cli_node import load_node, main
 from node.config import load_config
+from node.files import load_genesis, load_key
 from node.logging_setup import setup_logging
 from tests.factories import GENESIS_TIME, make_member
 
 SCRIPT = Path(sys.executable).parent / "customs-node"
-DAEMON_PRESENT = importlib.util.find_spec("node.daemon") is not None
 
 
 def init(tmp_path: Path, member_id: str, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
@@ -68,7 +66,7 @@ def test_init_creates_key_token_and_loadable_config(
 ) -> None:
     public = init(tmp_path, "CN", capsys, "--listen", "127.0.0.1:7301")
     node = tmp_path / "CN"
-    key = SigningKey.load(node / "node.key")
+    key = load_key(node / "node.key")
     assert key.public_key.hex == public
     for name in ("node.key", "api.token"):
         assert stat.S_IMODE((node / name).stat().st_mode) == 0o600, name
@@ -113,7 +111,7 @@ def test_init_with_passphrase_encrypts_the_key(
     public = init(tmp_path, "CN", capsys, "--passphrase-file", str(secret))
     key_file = tmp_path / "CN" / "node.key"
     assert b"ENCRYPTED" in key_file.read_bytes()
-    assert SigningKey.load(key_file, b"correct horse").public_key.hex == public
+    assert load_key(key_file, b"correct horse").public_key.hex == public
     assert load_config(tmp_path / "CN" / "node.toml").passphrase_file == secret
 
 
@@ -121,7 +119,7 @@ def test_genesis_builds_a_valid_document(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = network(tmp_path, capsys)
-    genesis = Genesis.load(out)
+    genesis = load_genesis(out)
     assert genesis.chain_id == "customs-demo-1" and genesis.genesis_time == GENESIS_TIME
     assert genesis.validators.ids == ("CN", "DE")
     assert json.loads(out.read_text())["params"]["max_block_entries"] == 5000
@@ -132,8 +130,8 @@ def test_genesis_builds_a_valid_document(
     out2 = tmp_path / "g2.json"
     args = ["genesis", "--chain-id", "c-2", "--members", str(obj), "-o", str(out2)]
     assert main([*args, "--genesis-time", "5"]) == 0
-    assert capsys.readouterr().out.strip() == Genesis.load(out2).hash_hex
-    assert Genesis.load(out2).params.block_interval_ms == 250
+    assert capsys.readouterr().out.strip() == load_genesis(out2).hash_hex
+    assert load_genesis(out2).params.block_interval_ms == 250
 
 
 def test_genesis_refuses_to_overwrite_without_force(
@@ -146,7 +144,7 @@ def test_genesis_refuses_to_overwrite_without_force(
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == before
     assert main([*args, "-o", str(out), "--force"]) == 0
-    assert Genesis.load(out).chain_id == "other-1"
+    assert load_genesis(out).chain_id == "other-1"
 
 
 @pytest.mark.parametrize(
@@ -249,15 +247,6 @@ def test_run_missing_config_and_usage_errors(
     assert main(["--help"]) == 0
 
 
-@pytest.mark.skipif(DAEMON_PRESENT, reason="node.daemon exists; the hook now runs it")
-def test_run_without_daemon_module_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    network(tmp_path, capsys)
-    assert main(["run", "--config", str(tmp_path / "CN" / "node.toml")]) == 2
-    assert "daemon not available" in capsys.readouterr().err
-
-
 def test_installed_script_end_to_end(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -273,7 +262,7 @@ def test_installed_script_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "CN" / "genesis.json"
     done = run("genesis", "--chain-id", "c-1", "--members", str(members), "-o", str(out))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == Genesis.load(out).hash_hex
+    assert done.stdout.strip() == load_genesis(out).hash_hex
     done = run("init", "--data-dir", str(tmp_path / "CN"), "--id", "CN")
     assert done.returncode == 2 and "not an empty directory" in done.stderr
     (tmp_path / "CN" / "node.toml").write_text('id = "CN"\n[limits]\nmax_frame_bytes = 1')

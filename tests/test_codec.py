@@ -20,8 +20,9 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=6)
-    | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
     max_leaves=30,
 )
 
@@ -64,8 +65,10 @@ def test_random_mutations_fail_or_reencode_exactly(value: object, data: st.DataO
 def test_seeded_byte_mutations_of_a_realistic_entry() -> None:
     rng = random.Random(9162)
     base = encode(
-        {"entry": {"author": "CN", "body": {"cert_id": "CN-1", "n": [1, 300, -5]}, "ts": 2**40},
-         "sig": bytes(64)}
+        {
+            "entry": {"author": "CN", "body": {"cert_id": "CN-1", "n": [1, 300, -5]}, "ts": 2**40},
+            "sig": bytes(64),
+        }
     )
     for _ in range(3000):
         mutated = bytearray(base)

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from ledger.codec import decode, encode
-from ledger.errors import EntryError, SignatureError
 from ledger.entry import Entry, decode_wire, entry_from_json
+from ledger.errors import EntryError, SignatureError
 from tests.factories import CHAIN_ID, member_key, sign_entry
 
 BODY = {"cert_id": "CN-2026-000123", "hs_codes": ["090111", "090112"], "type": "origin"}
@@ -55,24 +55,40 @@ def test_size_limit_at_and_past() -> None:
         {"entry": None, "sig": bytes(64)},
         {"sig": bytes(64)},
         {"entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": 1}, "sig": b"x"},
-        {"entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": 1},
-         "sig": "00" * 64},
-        {"entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": -1},
-         "sig": bytes(64)},
-        {"entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": True},
-         "sig": bytes(64)},
-        {"entry": {"author": "", "body": {}, "chain": "c", "kind": "k", "ts": 1},
-         "sig": bytes(64)},
-        {"entry": {"author": "CN", "body": [], "chain": "c", "kind": "k", "ts": 1},
-         "sig": bytes(64)},
-        {"entry": {"author": "CN", "body": {"x": b"bin"}, "chain": "c", "kind": "k", "ts": 1},
-         "sig": bytes(64)},
-        {"entry": {"author": "CN", "body": {"x": None}, "chain": "c", "kind": "k", "ts": 1},
-         "sig": bytes(64)},
-        {"entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": 1, "x": 1},
-         "sig": bytes(64)},
-        {"entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": 1},
-         "sig": bytes(64), "extra": 1},
+        {
+            "entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": 1},
+            "sig": "00" * 64,
+        },
+        {
+            "entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": -1},
+            "sig": bytes(64),
+        },
+        {
+            "entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": True},
+            "sig": bytes(64),
+        },
+        {"entry": {"author": "", "body": {}, "chain": "c", "kind": "k", "ts": 1}, "sig": bytes(64)},
+        {
+            "entry": {"author": "CN", "body": [], "chain": "c", "kind": "k", "ts": 1},
+            "sig": bytes(64),
+        },
+        {
+            "entry": {"author": "CN", "body": {"x": b"bin"}, "chain": "c", "kind": "k", "ts": 1},
+            "sig": bytes(64),
+        },
+        {
+            "entry": {"author": "CN", "body": {"x": None}, "chain": "c", "kind": "k", "ts": 1},
+            "sig": bytes(64),
+        },
+        {
+            "entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": 1, "x": 1},
+            "sig": bytes(64),
+        },
+        {
+            "entry": {"author": "CN", "body": {}, "chain": "c", "kind": "k", "ts": 1},
+            "sig": bytes(64),
+            "extra": 1,
+        },
         [1, 2],
     ],
 )

@@ -12,6 +12,7 @@ import pytest
 from ledger.codec import encode
 from ledger.errors import GenesisError
 from ledger.genesis import Genesis, Params
+from node.files import load_genesis
 from tests.factories import make_genesis, make_member, member_key
 
 
@@ -107,14 +108,14 @@ def test_floats_and_bad_json_rejected(tmp_path) -> None:  # type: ignore[no-unty
     with pytest.raises(GenesisError, match="not valid JSON"):
         Genesis.from_json_bytes(b"{")
     with pytest.raises(GenesisError, match="file"):
-        Genesis.load(tmp_path / "missing.json")
+        load_genesis(tmp_path / "missing.json")
 
 
 def test_file_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
     genesis = make_genesis()
     path = tmp_path / "genesis.json"
     path.write_bytes(genesis.to_json_bytes())
-    assert Genesis.load(path).hash == genesis.hash
+    assert load_genesis(path).hash == genesis.hash
 
 
 def test_validator_set_hash_depends_on_keys() -> None:

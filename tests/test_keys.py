@@ -9,6 +9,7 @@ import pytest
 from ledger.codec import encode
 from ledger.errors import KeyFileError, SignatureError
 from ledger.keys import Domain, SigningKey, VerifyKey, signing_message
+from node.files import load_key, save_key
 
 
 def test_signing_message_is_the_canonical_triple() -> None:
@@ -67,24 +68,24 @@ def test_seeded_key_is_deterministic() -> None:
 def test_pem_save_load_mode_0600(tmp_path) -> None:  # type: ignore[no-untyped-def]
     key = SigningKey.generate()
     path = tmp_path / "node.key"
-    key.save(path)
+    save_key(key, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert b"BEGIN PRIVATE KEY" in path.read_bytes()
-    assert SigningKey.load(path).public_key == key.public_key
+    assert load_key(path).public_key == key.public_key
     with pytest.raises(KeyFileError, match="already exists"):
-        SigningKey.generate().save(path)
+        save_key(SigningKey.generate(), path)
 
 
 def test_pem_with_passphrase(tmp_path) -> None:  # type: ignore[no-untyped-def]
     key = SigningKey.generate()
     path = tmp_path / "node.key"
-    key.save(path, passphrase=b"correct horse")
+    save_key(key, path, passphrase=b"correct horse")
     assert b"ENCRYPTED" in path.read_bytes()
-    assert SigningKey.load(path, b"correct horse").public_key == key.public_key
+    assert load_key(path, b"correct horse").public_key == key.public_key
     with pytest.raises(KeyFileError):
-        SigningKey.load(path, b"wrong")
+        load_key(path, b"wrong")
     with pytest.raises(KeyFileError):
-        SigningKey.load(path)
+        load_key(path)
 
 
 def test_load_rejects_missing_garbage_and_other_key_types(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -92,11 +93,11 @@ def test_load_rejects_missing_garbage_and_other_key_types(tmp_path) -> None:  # 
     from cryptography.hazmat.primitives.asymmetric import ec
 
     with pytest.raises(KeyFileError, match="cannot read"):
-        SigningKey.load(tmp_path / "missing.key")
+        load_key(tmp_path / "missing.key")
     garbage = tmp_path / "garbage.key"
     garbage.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
     with pytest.raises(KeyFileError):
-        SigningKey.load(garbage)
+        load_key(garbage)
     ec_key = tmp_path / "ec.key"
     ec_key.write_bytes(
         ec.generate_private_key(ec.SECP256R1()).private_bytes(
@@ -106,7 +107,7 @@ def test_load_rejects_missing_garbage_and_other_key_types(tmp_path) -> None:  # 
         )
     )
     with pytest.raises(KeyFileError, match="Ed25519"):
-        SigningKey.load(ec_key)
+        load_key(ec_key)
 
 
 def test_verify_key_hex() -> None:
