@@ -146,7 +146,17 @@ def body_is_plain(value: object) -> bool:
     """True when ``value`` holds only str, int, bool, list and map (JSON-safe)."""
     kind = type(value)
     if kind is dict:
-        return all(body_is_plain(v) for v in value.values())  # type: ignore[attr-defined]
-    if kind is list:
-        return all(body_is_plain(v) for v in value)  # type: ignore[attr-defined]
-    return kind is str or kind is int or kind is bool
+        children = value.values()  # type: ignore[attr-defined]
+    elif kind is list:
+        children = value
+    else:
+        return kind is str or kind is int or kind is bool
+    # Scalars are judged inline, one call per container (the ingest hot path).
+    for child in children:
+        kind = type(child)
+        if kind is str or kind is int or kind is bool:
+            continue
+        if (kind is dict or kind is list) and body_is_plain(child):
+            continue
+        return False
+    return True

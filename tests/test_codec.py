@@ -170,3 +170,26 @@ def test_str_and_bytes_stay_distinct() -> None:
 def test_rejects_non_bytes_input() -> None:
     with pytest.raises(CodecError):
         decode("not bytes")  # type: ignore[arg-type]
+
+
+hostile = st.recursive(
+    scalars | st.floats(allow_nan=False) | st.just(msgpack.Timestamp(0, 0)),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=4) | st.integers(0, 3), children, max_size=4),
+    max_leaves=40,
+)
+
+
+@given(hostile)
+def test_fast_path_agrees_with_the_precise_check(value: object) -> None:
+    from ledger.codec import _check, _plainly_canonical
+
+    try:
+        _check(value, 0)
+        precise = True
+    except CodecError:
+        precise = False
+    fast = isinstance(value, (dict, list)) and _plainly_canonical(value, 0)
+    assert not fast or precise  # the fast path never accepts what the check refuses
+    if isinstance(value, (dict, list)):
+        assert fast == precise

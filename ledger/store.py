@@ -1,0 +1,623 @@
+"""The LevelDB store (plyvel): blocks, commits, entry index, subject index, Merkle log.
+
+Durability. ``Store.commit_block`` validates first and then writes the whole block —
+header, commit, entry locations, subject index, log leaves and nodes, head record and
+the caller's ``extra`` state — as ONE LevelDB WriteBatch with ``sync=True``. LevelDB
+applies a batch atomically from its write-ahead log, so after kill -9 a block is there
+whole or not at all, and once ``commit_block`` returns it survives power loss.
+
+Key layout (heights and indexes are unsigned 64-bit big-endian so keys sort; values are
+canonical msgpack, except log leaves, which are the leaf data itself — in the ledger an
+entry's canonical wire bytes):
+
+    m:genesis                      {"chain", "genesis", "version"}: which network this is
+    m:head                         [height, header hash]; absent while empty
+    m:log                          log size (see ``ledger.merkle_log``)
+    h:<height>                     header (canonical encoding)
+    c:<height>                     commit (canonical encoding)
+    e:<entry id>                   [height, position in block, log index]; its presence
+                                   is the committed-id set used for duplicate detection
+    s:<sha256(subject)><seq>       [entry id, height, log index]; seq = 0, 1, ... in
+                                   commit order, so a prefix scan lists a history in order
+    k:<sha256(subject)>            number of entries that touched the subject
+    l:<log index>                  log leaf data
+    n:<level u8><index>            perfect-subtree hash of the log (levels >= 1)
+    x:...                          other components' state (``extra``), opaque here
+
+A block is not stored twice: its entries are exactly the log leaves
+[log_size - entries, log_size) of its header, so ``get_block`` reassembles it from the
+header and those leaves.
+
+Every read that must be coherent across keys (a proof, a history) can be answered from
+one LevelDB snapshot through ``Store.snapshot()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+
+import msgpack
+import plyvel
+
+from ledger.block import ZERO_HASH, Block, Commit, Header
+from ledger.codec import decode, encode
+from ledger.entry import SignedEntry, decode_wire
+from ledger.errors import (
+    BlockFormatError,
+    CodecError,
+    EntryError,
+    StoreError,
+    StoreGenesisMismatch,
+    StoreInUseError,
+)
+from ledger.genesis import Genesis
+from ledger.merkle_log import LEAF_PREFIX, LogReader, MerkleLog, leaf_key
+
+__all__ = ["EXTRA_PREFIX", "EntryLocation", "Store", "StoreView", "SubjectRef"]
+
+STORE_VERSION = 1
+EXTRA_PREFIX = b"x:"
+GENESIS_KEY = b"m:genesis"
+HEAD_KEY = b"m:head"
+HEADER_PREFIX = b"h:"
+COMMIT_PREFIX = b"c:"
+ENTRY_PREFIX = b"e:"
+SUBJECT_PREFIX = b"s:"
+SUBJECT_COUNT_PREFIX = b"k:"
+MAX_SUBJECT_BYTES = 1024
+_MAX_RECORD = 256 * 1024
+_LOCK_ERROR = re.compile(rb"IO error: lock ")
+_packb = functools.partial(msgpack.packb, use_bin_type=True)
+
+Getter = Callable[[bytes], "bytes | None"]
+Scanner = Callable[[bytes, bytes], Iterator[tuple[bytes, bytes]]]
+
+
+class EntryLocation(NamedTuple):
+    height: int
+    position: int
+    log_index: int
+
+
+class SubjectRef(NamedTuple):
+    entry_id: bytes
+    height: int
+    log_index: int
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _subject_digest(subject: str) -> bytes:
+    if not isinstance(subject, str) or not subject:
+        raise StoreError(f"subject must be a non-empty string, got {subject!r}")
+    try:
+        raw = subject.encode("utf-8", "strict")
+    except UnicodeEncodeError as exc:
+        raise StoreError(f"subject {subject!r} is not valid UTF-8 text") from exc
+    if len(raw) > MAX_SUBJECT_BYTES:
+        raise StoreError(f"subject of {len(raw)} bytes exceeds {MAX_SUBJECT_BYTES}")
+    return hashlib.sha256(raw).digest()
+
+
+def _decode(raw: bytes, what: str) -> Any:
+    try:
+        return decode(raw, max_bytes=_MAX_RECORD)
+    except CodecError as exc:
+        raise StoreError(f"corrupt {what}: {exc}") from exc
+
+
+def _decode_uints(raw: bytes, count: int, what: str) -> list[int]:
+    obj = _decode(raw, what)
+    if (
+        not isinstance(obj, list)
+        or len(obj) != count
+        or not all(type(v) is int and v >= 0 for v in obj)
+    ):
+        raise StoreError(f"corrupt {what}: expected {count} non-negative integers")
+    return obj
+
+
+def _decode_count(raw: bytes | None, subject: str) -> int:
+    if raw is None:
+        return 0
+    count = _decode(raw, f"count of subject {subject}")
+    if type(count) is not int or count < 1:
+        raise StoreError(f"corrupt count of subject {subject}: {count!r}")
+    return count
+
+
+def _subject_digests(subjects: Sequence[Sequence[str]]) -> list[list[bytes]]:
+    """Each entry's distinct subjects, hashed for the index keys; refuses bad names."""
+    digests = []
+    for position, touched in enumerate(subjects):
+        # A bare str is a Sequence[str] too; indexing it by character is never meant.
+        if isinstance(touched, str | bytes):
+            raise StoreError(f"subjects[{position}] must be a list of subjects, not a string")
+        digests.append(list(dict.fromkeys(_subject_digest(subject) for subject in touched)))
+    return digests
+
+
+def _check_extra(items: Mapping[bytes, bytes | None]) -> None:
+    for key, value in items.items():
+        if not isinstance(key, bytes) or not key.startswith(EXTRA_PREFIX):
+            raise StoreError(f"extra key {key!r} must be bytes starting with {EXTRA_PREFIX!r}")
+        if value is not None and not isinstance(value, bytes):
+            raise StoreError(f"extra value for {key!r} must be bytes or None")
+
+
+class _Head(NamedTuple):
+    header: Header | None
+    hash: bytes | None
+
+    @property
+    def height(self) -> int:
+        return 0 if self.header is None else self.header.height
+
+
+class _Reader:
+    """Every read, answered through ``_get``/``_scan`` from one consistent source."""
+
+    _get: Getter
+    _scan: Scanner
+    _genesis: Genesis
+    _head: _Head
+
+    def _log(self) -> LogReader:
+        size = 0 if self._head.header is None else self._head.header.log_size
+        return LogReader(self._get, size)
+
+    def _frontier(self) -> MerkleLog:
+        return MerkleLog.load(self._get)
+
+    # -- head and blocks -------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        return self._head.height
+
+    def head_header(self) -> Header | None:
+        return self._head.header
+
+    def head_hash(self) -> bytes | None:
+        return self._head.hash
+
+    def get_header(self, height: int) -> Header | None:
+        if type(height) is not int or not 1 <= height <= self.height:
+            return None
+        raw = self._get(HEADER_PREFIX + _u64(height))
+        if raw is None:
+            raise StoreError(f"header {height} is missing below the head")
+        try:
+            header = Header.decode(raw)
+        except BlockFormatError as exc:
+            raise StoreError(f"corrupt header {height}: {exc}") from exc
+        if header.height != height:
+            raise StoreError(f"header stored at {height} says height {header.height}")
+        return header
+
+    def get_commit(self, height: int) -> Commit | None:
+        if type(height) is not int or not 1 <= height <= self.height:
+            return None
+        raw = self._get(COMMIT_PREFIX + _u64(height))
+        if raw is None:
+            raise StoreError(f"commit {height} is missing below the head")
+        try:
+            return Commit.decode(raw)
+        except BlockFormatError as exc:
+            raise StoreError(f"corrupt commit {height}: {exc}") from exc
+
+    def get_block(self, height: int) -> Block | None:
+        header = self.get_header(height)
+        if header is None:
+            return None
+        first = header.log_size - header.entries
+        limit = self._genesis.params.max_entry_bytes
+        entries: list[SignedEntry] = []
+        # One range scan instead of a read per leaf: a block may hold thousands.
+        for key, raw in self._scan(LEAF_PREFIX, leaf_key(first)):
+            if len(entries) == header.entries:
+                break
+            index = first + len(entries)
+            if key != leaf_key(index):
+                raise StoreError(f"log leaf {index} of block {height} is missing")
+            try:
+                entries.append(decode_wire(raw, limit))
+            except EntryError as exc:
+                raise StoreError(f"corrupt entry at log index {index}: {exc}") from exc
+        if len(entries) != header.entries:
+            raise StoreError(f"log leaf {first + len(entries)} of block {height} is missing")
+        return Block(header, tuple(entries))
+
+    # -- entries and subjects --------------------------------------------------------
+
+    def entry_location(self, entry_id: bytes) -> EntryLocation | None:
+        if not isinstance(entry_id, bytes) or len(entry_id) != 32:
+            raise StoreError("an entry id is 32 bytes")
+        raw = self._get(ENTRY_PREFIX + entry_id)
+        if raw is None:
+            return None
+        return EntryLocation(*_decode_uints(raw, 3, f"location of entry {entry_id.hex()}"))
+
+    def has_entry(self, entry_id: bytes) -> bool:
+        if not isinstance(entry_id, bytes) or len(entry_id) != 32:
+            raise StoreError("an entry id is 32 bytes")
+        return self._get(ENTRY_PREFIX + entry_id) is not None
+
+    def subject_count(self, subject: str) -> int:
+        raw = self._get(SUBJECT_COUNT_PREFIX + _subject_digest(subject))
+        return _decode_count(raw, repr(subject))
+
+    def subject_entries(
+        self, subject: str, start: int = 0, limit: int | None = None
+    ) -> list[SubjectRef]:
+        """The entries that touched ``subject``, in commit order, from ``start``."""
+        if type(start) is not int or start < 0:
+            raise StoreError(f"start must be a non-negative integer, got {start!r}")
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise StoreError(f"limit must be a non-negative integer, got {limit!r}")
+        prefix = SUBJECT_PREFIX + _subject_digest(subject)
+        refs: list[SubjectRef] = []
+        for _, raw in self._scan(prefix, prefix + _u64(start)):
+            if limit is not None and len(refs) >= limit:
+                break
+            refs.append(_decode_ref(raw, subject))
+        return refs
+
+    # -- the Merkle log --------------------------------------------------------------
+
+    def log_size(self) -> int:
+        return self._log().size
+
+    def log_root(self, size: int | None = None) -> bytes:
+        return self._log().root(size)
+
+    def leaf(self, index: int) -> bytes:
+        return self._log().leaf(index)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return self._log().inclusion_proof(index, size)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        return self._log().consistency_proof(old, new)
+
+    def log_after(self, leaf_datas: Sequence[bytes]) -> tuple[int, bytes]:
+        """(size, root) of the log if ``leaf_datas`` were appended; writes nothing."""
+        return self._frontier().root_after(leaf_datas)
+
+    # -- other components' namespaces ------------------------------------------------
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        _check_extra({key: None})
+        return self._get(key)
+
+    def iter_raw(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        _check_extra({prefix: None})
+        return self._scan(prefix, prefix)
+
+
+def _decode_ref(raw: bytes, subject: str) -> SubjectRef:
+    obj = _decode(raw, f"history of subject {subject!r}")
+    if (
+        not isinstance(obj, list)
+        or len(obj) != 3
+        or not isinstance(obj[0], bytes)
+        or len(obj[0]) != 32
+        or not all(type(v) is int and v >= 0 for v in obj[1:])
+    ):
+        raise StoreError(f"corrupt history record of subject {subject!r}")
+    return SubjectRef(obj[0], obj[1], obj[2])
+
+
+def _read_head(get: Getter) -> _Head:
+    raw = get(HEAD_KEY)
+    if raw is None:
+        return _Head(None, None)
+    obj = _decode(raw, "head record")
+    if (
+        not isinstance(obj, list)
+        or len(obj) != 2
+        or type(obj[0]) is not int
+        or obj[0] < 1
+        or not isinstance(obj[1], bytes)
+    ):
+        raise StoreError("corrupt head record")
+    height, head_hash = obj
+    header_raw = get(HEADER_PREFIX + _u64(height))
+    if header_raw is None:
+        raise StoreError(f"head header {height} is missing")
+    try:
+        header = Header.decode(header_raw)
+    except BlockFormatError as exc:
+        raise StoreError(f"corrupt head header {height}: {exc}") from exc
+    if header.hash() != head_hash or header.height != height:
+        raise StoreError(f"head record does not match header {height}")
+    return _Head(header, head_hash)
+
+
+def _scanner(source: Any) -> Scanner:
+    def scan(prefix: bytes, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        with source.iterator(prefix=prefix) as it:
+            it.seek(start)
+            yield from it
+
+    return scan
+
+
+class StoreView(_Reader):
+    """The store as of one LevelDB snapshot; see ``Store.snapshot``."""
+
+    def __init__(self, snapshot: Any, genesis: Genesis) -> None:
+        self._get = snapshot.get
+        self._scan = _scanner(snapshot)
+        self._genesis = genesis
+        self._head = _read_head(self._get)
+
+
+def _closed_get(key: bytes) -> bytes | None:
+    raise StoreError("the store is closed")
+
+
+def _closed_scan(prefix: bytes, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+    raise StoreError("the store is closed")
+
+
+class Store(_Reader):
+    """A ledger's LevelDB database. One process, one handle: LevelDB's lock enforces it."""
+
+    def __init__(self, db: Any, genesis: Genesis, path: Path) -> None:
+        self._db = db
+        self._path = path
+        self._genesis = genesis
+        self._get = db.get
+        self._scan = _scanner(db)
+        self._head = _read_head(self._get)
+        self._merkle = MerkleLog.load(self._get)
+        expected = 0 if self._head.header is None else self._head.header.log_size
+        if self._merkle.size != expected:
+            raise StoreError(
+                f"log holds {self._merkle.size} leaves, the head header says {expected}"
+            )
+
+    @classmethod
+    def open(cls, path: str | Path, genesis: Genesis) -> Store:
+        """Open or create the store at ``path`` for the network ``genesis``."""
+        path = Path(path)
+        db = _open_db(path)
+        try:
+            _claim_for_genesis(db, genesis, path)
+            return cls(db, genesis, path)
+        except BaseException:
+            db.close()
+            raise
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def genesis(self) -> Genesis:
+        return self._genesis
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+        self._get = _closed_get
+        self._scan = _closed_scan
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _frontier(self) -> MerkleLog:
+        return self._merkle
+
+    def log_root(self, size: int | None = None) -> bytes:
+        if size is None or size == self._merkle.size:
+            return self._merkle.root()
+        return super().log_root(size)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[StoreView]:
+        """A read-only view of the store as it is now; later commits stay invisible."""
+        self._get(HEAD_KEY)  # raises if closed
+        snap = self._db.snapshot()
+        view: StoreView | None = None
+        try:
+            view = StoreView(snap, self._genesis)
+            yield view
+        finally:
+            snap.close()
+            if view is not None:
+                # A view kept past its block must not read a released snapshot.
+                view._get = _closed_get
+                view._scan = _closed_scan
+
+    # -- writes ----------------------------------------------------------------------
+
+    def commit_block(
+        self,
+        block: Block,
+        commit: Commit,
+        subjects: Sequence[Sequence[str]],
+        extra: Mapping[bytes, bytes | None] | None = None,
+    ) -> None:
+        """Append ``block`` with its ``commit`` in one synced batch, or raise StoreError
+        and write nothing. ``subjects[i]`` are the subjects ``block.entries[i]`` touched."""
+        extra = {} if extra is None else extra
+        header_hash = self._check_block(block, commit, subjects)
+        ids = self._check_entries(block)
+        digests = _subject_digests(subjects)
+        _check_extra(extra)
+        staged = self._merkle.stage([e.wire_bytes for e in block.entries])
+        header = block.header
+        if (staged.size, staged.root) != (header.log_size, header.log_root):
+            raise StoreError(
+                f"header says log ({header.log_size}, {header.log_root.hex()}), appending "
+                f"the entries gives ({staged.size}, {staged.root.hex()})"
+            )
+        height = header.height
+        with self._write_batch() as batch:
+            batch.put(HEADER_PREFIX + _u64(height), header.encode())
+            batch.put(COMMIT_PREFIX + _u64(height), commit.encode())
+            self._put_entries(batch, block, ids, digests)
+            for key, value in staged.writes:
+                batch.put(key, value)
+            for key, extra_value in extra.items():
+                if extra_value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, extra_value)
+            batch.put(HEAD_KEY, encode([height, header_hash]))
+        self._merkle.adopt(staged)
+        self._head = _Head(header, header_hash)
+
+    def _check_block(
+        self, block: Block, commit: Commit, subjects: Sequence[Sequence[str]]
+    ) -> bytes:
+        header = block.header
+        expected_prev = self._head.hash or ZERO_HASH
+        if header.height != self.height + 1:
+            raise StoreError(f"block height {header.height}, the store expects {self.height + 1}")
+        if header.chain != self._genesis.chain_id:
+            raise StoreError(f"block is for chain {header.chain!r}, not {self._genesis.chain_id!r}")
+        if header.prev != expected_prev:
+            raise StoreError(
+                f"block {header.height} links to {header.prev.hex()}, head is {expected_prev.hex()}"
+            )
+        header_hash = header.hash()
+        if commit.height != header.height or commit.block != header_hash:
+            raise StoreError(
+                f"commit is for height {commit.height} block {commit.block.hex()}, not "
+                f"height {header.height} block {header_hash.hex()}"
+            )
+        if header.entries != len(block.entries):
+            raise StoreError(
+                f"header counts {header.entries} entries, block has {len(block.entries)}"
+            )
+        if len(subjects) != len(block.entries):
+            raise StoreError(f"{len(subjects)} subject lists for {len(block.entries)} entries")
+        return header_hash
+
+    def _check_entries(self, block: Block) -> list[bytes]:
+        """The entries' ids, once each is known to be new and within the size limit."""
+        limit = self._genesis.params.max_entry_bytes
+        ids: dict[bytes, None] = {}
+        for position, entry in enumerate(block.entries):
+            if len(entry.wire_bytes) > limit:
+                raise StoreError(f"entry {position} exceeds max_entry_bytes {limit}")
+            entry_id = entry.id
+            if entry_id in ids or self._get(ENTRY_PREFIX + entry_id) is not None:
+                raise StoreError(f"entry {position} ({entry_id.hex()}) is already committed")
+            ids[entry_id] = None
+        return list(ids)
+
+    def _put_entries(
+        self, batch: Any, block: Block, ids: list[bytes], digests: list[list[bytes]]
+    ) -> None:
+        height = block.header.height
+        first = block.header.log_size - block.header.entries
+        counts: dict[bytes, int] = {}
+        put = batch.put
+        for position, entry_id in enumerate(ids):
+            log_index = first + position
+            # Fixed shapes of non-negative ints and bytes: packb's output is canonical.
+            put(ENTRY_PREFIX + entry_id, _packb([height, position, log_index]))
+            ref = _packb([entry_id, height, log_index])
+            for digest in digests[position]:
+                seq = counts.get(digest)
+                if seq is None:
+                    seq = _decode_count(self._get(SUBJECT_COUNT_PREFIX + digest), digest.hex())
+                put(SUBJECT_PREFIX + digest + seq.to_bytes(8, "big"), ref)
+                counts[digest] = seq + 1
+        for digest, count in counts.items():
+            put(SUBJECT_COUNT_PREFIX + digest, _packb(count))
+
+    @contextmanager
+    def _write_batch(self) -> Iterator[Any]:
+        """A synced batch; on any failure before the write, nothing reaches the disk."""
+        self._get(HEAD_KEY)  # raises if closed
+        batch = self._db.write_batch(sync=True)
+        try:
+            yield batch
+        except BaseException:
+            batch.clear()
+            raise
+        try:
+            batch.write()
+        except plyvel.Error as exc:
+            raise StoreError(f"write to {self._path} failed: {exc}") from exc
+
+    def replace_commit(self, height: int, commit: Commit) -> None:
+        """Store a different valid quorum for ``height`` (the one the next header fixes)."""
+        header = self.get_header(height)
+        if header is None:
+            raise StoreError(f"no block at height {height!r} (height is {self.height})")
+        if commit.height != height or commit.block != header.hash():
+            raise StoreError(f"commit is not for block {header.hash().hex()} at height {height}")
+        with self._write_batch() as batch:
+            batch.put(COMMIT_PREFIX + _u64(height), commit.encode())
+
+    def write_extra(self, items: Mapping[bytes, bytes | None]) -> None:
+        """Durably write other components' keys (``x:`` only) outside a block commit."""
+        _check_extra(items)
+        with self._write_batch() as batch:
+            for key, value in items.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+
+
+def _open_db(path: Path) -> Any:
+    try:
+        return plyvel.DB(str(path), create_if_missing=True)
+    except plyvel.IOError as exc:
+        message = exc.args[0] if exc.args else b""
+        if isinstance(message, bytes) and _LOCK_ERROR.match(message):
+            raise StoreInUseError(
+                f"store {path} is in use by another process or handle (LevelDB lock held)"
+            ) from exc
+        raise StoreError(f"cannot open store {path}: {exc}") from exc
+    except plyvel.Error as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from exc
+
+
+def _claim_for_genesis(db: Any, genesis: Genesis, path: Path) -> None:
+    """Bind a new store to ``genesis``, or check that an existing one was made for it."""
+    raw = db.get(GENESIS_KEY)
+    if raw is None:
+        with db.iterator(include_value=False) as it:
+            if next(it, None) is not None:
+                raise StoreError(f"{path} holds a LevelDB database that is not a ledger store")
+        record = {"chain": genesis.chain_id, "genesis": genesis.hash, "version": STORE_VERSION}
+        db.put(GENESIS_KEY, encode(record), sync=True)
+        return
+    obj = _decode(raw, "genesis record")
+    if not isinstance(obj, dict) or set(obj) != {"chain", "genesis", "version"}:
+        raise StoreError(f"{path}: corrupt genesis record")
+    if obj["version"] != STORE_VERSION:
+        raise StoreError(
+            f"{path}: store format version {obj['version']!r}, expected {STORE_VERSION}"
+        )
+    if obj["genesis"] != genesis.hash:
+        stored = obj["genesis"].hex() if isinstance(obj["genesis"], bytes) else repr(obj["genesis"])
+        raise StoreGenesisMismatch(
+            f"store {path} was made for genesis {stored} (chain {obj['chain']!r}), "
+            f"not for genesis {genesis.hash_hex} (chain {genesis.chain_id!r})"
+        )
