@@ -14,7 +14,7 @@ quorum of signatures it carries is the proposer's choice, fixed by the next head
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -330,5 +330,3 @@ def commit_signatures(
 ) -> dict[str, bytes]:
     """Sign one precommit with several keys (tests, conformance runner, dev tools)."""
     return {member: vote.sign(key, chain_id) for member, key in keys}
-
-

@@ -1,8 +1,8 @@
 """Signed entries (DESIGN §5): build, sign, identify, strictly decode, JSON conversion.
 
-    entry = {"chain", "kind", "author", "ts", "body"}
-    wire  = {"entry": entry, "sig": 64 bytes}      sig over encode(entry), domain entry
-    id    = SHA-256(encode(entry))
+entry = {"chain", "kind", "author", "ts", "body"}
+wire  = {"entry": entry, "sig": 64 bytes}      sig over encode(entry), domain entry
+id    = SHA-256(encode(entry))
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ class SignedEntry:
 def decode_wire(data: bytes, max_entry_bytes: int) -> SignedEntry:
     """Strictly decode wire bytes; raise EntryError(`too_large` | `malformed`)."""
     if len(data) > max_entry_bytes:
-        raise EntryError("too_large", f"{len(data)} bytes exceeds max_entry_bytes {max_entry_bytes}")
+        raise EntryError(
+            "too_large", f"{len(data)} bytes exceeds max_entry_bytes {max_entry_bytes}"
+        )
     try:
         obj = decode(data, max_bytes=max_entry_bytes)
     except CodecError as exc:

@@ -145,9 +145,7 @@ def verify_inclusion(
 ) -> None:
     calculated = root_from_inclusion(leaf, index, size, proof)
     if calculated != root:
-        raise ProofError(
-            f"inclusion proof gives root {calculated.hex()}, expected {root.hex()}"
-        )
+        raise ProofError(f"inclusion proof gives root {calculated.hex()}, expected {root.hex()}")
 
 
 def verify_consistency(
