@@ -296,7 +296,9 @@ class _Reader:
     # -- other components' namespaces ------------------------------------------------
 
     def get_raw(self, key: bytes) -> bytes | None:
-        _check_extra({key: None})
+        # The state map reads through here once per trie node: keep the check inline.
+        if type(key) is not bytes or not key.startswith(EXTRA_PREFIX):
+            raise StoreError(f"extra key {key!r} must be bytes starting with {EXTRA_PREFIX!r}")
         return self._get(key)
 
     def iter_raw(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -584,9 +586,19 @@ class Store(_Reader):
                     batch.put(key, value)
 
 
+_BLOCK_CACHE_BYTES = 128 * 1024 * 1024
+
+
 def _open_db(path: Path) -> Any:
     try:
-        return plyvel.DB(str(path), create_if_missing=True)
+        # Bloom filters spare a disk read for most absent keys (entry-id duplicate checks,
+        # state-map misses); the block cache keeps the upper trie levels in memory.
+        return plyvel.DB(
+            str(path),
+            create_if_missing=True,
+            bloom_filter_bits=10,
+            lru_cache_size=_BLOCK_CACHE_BYTES,
+        )
     except plyvel.IOError as exc:
         message = exc.args[0] if exc.args else b""
         if isinstance(message, bytes) and _LOCK_ERROR.match(message):
