@@ -21,7 +21,7 @@ from ledger.genesis import MEMBER_ID, Genesis
 from ledger.keys import SigningKey
 from node.config import ConfigError, NodeConfig, check_against_genesis, load_config
 from node.config import render_default_config as render_config
-from node.files import load_genesis, load_key, save_key
+from node.files import load_genesis, load_key, read_bounded, save_key
 
 __all__ = ["CliError", "entrypoint", "load_node", "main"]
 
@@ -144,14 +144,7 @@ def _write_new(path: Path, text: str, mode: int) -> None:
 
 
 def _read_limited(path: Path, what: str) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_INPUT_FILE_BYTES + 1)
-    except OSError as exc:
-        raise CliError(f"{what} {path}: {exc.strerror}") from exc
-    if len(data) > MAX_INPUT_FILE_BYTES:
-        raise CliError(f"{what} {path}: larger than {MAX_INPUT_FILE_BYTES} bytes")
-    return data
+    return read_bounded(path, MAX_INPUT_FILE_BYTES, CliError, what)
 
 
 # -- genesis ------------------------------------------------------------------------

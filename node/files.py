@@ -13,7 +13,7 @@ from ledger.errors import GenesisError, KeyFileError
 from ledger.genesis import MAX_GENESIS_BYTES, Genesis
 from ledger.keys import SigningKey
 
-__all__ = ["MAX_KEY_FILE_BYTES", "load_genesis", "load_key", "save_key"]
+__all__ = ["MAX_KEY_FILE_BYTES", "load_genesis", "load_key", "read_bounded", "save_key"]
 
 MAX_KEY_FILE_BYTES = 64 * 1024
 
@@ -37,7 +37,7 @@ def save_key(key: SigningKey, path: str | Path, passphrase: bytes | None = None)
 
 def load_key(path: str | Path, passphrase: bytes | None = None) -> SigningKey:
     path = Path(path)
-    data = _read_bounded(path, MAX_KEY_FILE_BYTES, KeyFileError, "key file")
+    data = read_bounded(path, MAX_KEY_FILE_BYTES, KeyFileError, "key file")
     try:
         return SigningKey.from_pem(data, passphrase)
     except KeyFileError as exc:
@@ -47,13 +47,14 @@ def load_key(path: str | Path, passphrase: bytes | None = None) -> SigningKey:
 def load_genesis(path: str | Path) -> Genesis:
     path = Path(path)
     try:
-        data = _read_bounded(path, MAX_GENESIS_BYTES, OSError, "genesis file")
+        data = read_bounded(path, MAX_GENESIS_BYTES, OSError, "genesis file")
     except OSError as exc:
         raise GenesisError("file", str(exc)) from exc
     return Genesis.from_json_bytes(data)
 
 
-def _read_bounded(path: Path, limit: int, error: type[Exception], what: str) -> bytes:
+def read_bounded(path: Path, limit: int, error: type[Exception], what: str) -> bytes:
+    """Read at most ``limit`` bytes of ``path``; anything larger or unreadable -> ``error``."""
     try:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
