@@ -14,7 +14,7 @@ quorum of signatures it carries is the proposer's choice, fixed by the next head
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,8 +121,19 @@ class Block:
         )
 
     @classmethod
-    def decode(cls, data: bytes, *, max_entry_bytes: int, max_entries: int) -> Block:
-        """Strictly decode a block; entries are carried as their wire bytes (bin)."""
+    def decode(
+        cls,
+        data: bytes,
+        *,
+        max_entry_bytes: int,
+        max_entries: int,
+        known: Callable[[bytes], SignedEntry | None] | None = None,
+    ) -> Block:
+        """Strictly decode a block; entries are carried as their wire bytes (bin).
+
+        ``known(wire)`` may return an already decoded entry whose ``wire_bytes`` equal
+        ``wire`` (a node's pending entries), sparing a second strict decode.
+        """
         limit = 4096 + max_entries * (max_entry_bytes + 8)
         try:
             obj = decode(data, max_bytes=limit)
@@ -142,6 +153,10 @@ class Block:
         for i, wire in enumerate(raw):
             if not isinstance(wire, bytes):
                 raise BlockFormatError(f"block.entries[{i}] must be wire bytes")
+            held = known(wire) if known is not None else None
+            if held is not None and held.wire_bytes == wire and len(wire) <= max_entry_bytes:
+                entries.append(held)
+                continue
             try:
                 entries.append(decode_wire(wire, max_entry_bytes))
             except EntryError as exc:

@@ -68,11 +68,19 @@ class NodeService(Protocol):
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(service: NodeService, *, api_token: str, max_request_bytes: int) -> web.Application:
-    app = web.Application(
-        client_max_size=max_request_bytes,
-        middlewares=[_error_middleware],
-    )
+def build_app(
+    service: NodeService,
+    *,
+    api_token: str,
+    max_request_bytes: int,
+    max_in_flight: int | None = None,
+) -> web.Application:
+    """The API; ``max_in_flight`` bounds API requests served at once (node.toml's
+    ``max_api_connections``): past it a request gets 503 ``busy`` at once."""
+    middlewares = [_error_middleware]
+    if max_in_flight is not None:
+        middlewares.append(_InFlightLimit(max_in_flight).middleware)
+    app = web.Application(client_max_size=max_request_bytes, middlewares=middlewares)
     routes = _Routes(service, api_token, max_request_bytes)
     app.add_routes(
         [
@@ -109,6 +117,28 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
             return error_response(exc.status, code, exc.reason)
         raise
+
+
+class _InFlightLimit:
+    """Counts requests being served; the peer WebSocket has its own limit and is exempt."""
+
+    EXEMPT = "/v1/peer"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == self.EXEMPT:
+            return await handler(request)
+        if self.in_flight >= self.limit:
+            raise ApiError(503, "busy", f"{self.limit} API requests in progress; retry shortly")
+        self.in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
 
 
 class _Routes:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ledger.block import Block, Commit
 from ledger.chain import StagedBlock
+from ledger.entry import SignedEntry
 from ledger.errors import LedgerError
 from node.blocks import InvalidBlock
 from node.consensus import (
@@ -47,6 +48,7 @@ from node.wire import (
     WireError,
     decode_proposal_package,
     encode_proposal_package,
+    entry_id_of_wire,
 )
 
 if TYPE_CHECKING:
@@ -84,6 +86,8 @@ class ConsensusHost:
     # ---- feeding --------------------------------------------------------------------
 
     def feed(self, event: Input) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("at %s <- %s", self._where(), _describe(event))
         try:
             drive(self.core, self, event)
         except InputError as exc:
@@ -184,12 +188,22 @@ class ConsensusHost:
         for evidence in output.evidence:
             log.warning("equivocation evidence: %s", evidence)
         metrics.round.set(self.core.round)
+        if log.isEnabledFor(logging.DEBUG) and (output.send or output.decided or output.dropped):
+            log.debug(
+                "at %s -> send %s decided %s dropped %s",
+                self._where(),
+                [_describe(m) for m in output.send],
+                [d.height for d in output.decided],
+                dict(output.dropped),
+            )
 
     # ---- peer input -----------------------------------------------------------------
 
     def on_proposal(self, peer: str, payload: bytes) -> None:
         try:
-            package = decode_proposal_package(payload, self.node.wire_limits)
+            package = decode_proposal_package(
+                payload, self.node.wire_limits, self._held_block, self._pending_entry
+            )
             message = decode_message(package.proposal)
         except (WireError, MessageFormatError) as exc:
             self.node.peer_fault(peer, "proposal", exc)
@@ -224,26 +238,43 @@ class ConsensusHost:
         self.feed(CommitLearned(commit))
 
     def regossip(self) -> None:
-        """Send our own and the round's messages again when progress stalls."""
+        """Send our own and the round's messages again when progress stalls.
+
+        Point to point, not relayed: every peer already saw a relayed copy's id, so its
+        seen-cache would drop the resend unread — yet a peer that was behind then (and
+        dropped the message as a future height) needs exactly that resend to decide.
+        """
         if time.monotonic() - self.last_progress < GOSSIP_INTERVAL_S:
             return
-        self.send(self.core.gossip_messages())
+        peers = self.node.peers
+        for message in self.core.gossip_messages():
+            framed = self._payload(message)
+            if framed is not None:
+                for peer in peers.connected():
+                    peers.send(peer, *framed)
         self.last_progress = time.monotonic()
 
     # ---- internals ------------------------------------------------------------------
 
+    def _where(self) -> str:
+        core = self.core
+        return f"h{core.height}/r{core.round}/p{core.phase}{'/decided' if core.decided else ''}"
+
     def _broadcast(self, message: Message) -> None:
-        peers = self.node.peers
-        if isinstance(message, SignedProposal):
-            cached = self.blocks.get(message.proposal.block)
-            if cached is None:
-                log.error("no block cached for our own proposal at %d", message.height)
-                return
-            block, last_commit = cached
-            payload = encode_proposal_package(message.encode(), block, last_commit)
-            peers.broadcast("proposal", payload)
-        else:
-            peers.broadcast("vote", message.encode())
+        framed = self._payload(message)
+        if framed is not None:
+            self.node.peers.broadcast(*framed)
+
+    def _payload(self, message: Message) -> tuple[str, bytes] | None:
+        """(gossip kind, payload) of a consensus message; a proposal carries its block."""
+        if not isinstance(message, SignedProposal):
+            return "vote", message.encode()
+        cached = self.blocks.get(message.proposal.block)
+        if cached is None:
+            log.warning("no block cached for the proposal at %d", message.height)
+            return None
+        block, last_commit = cached
+        return "proposal", encode_proposal_package(message.encode(), block, last_commit)
 
     def _fire(self, timeout: Timeout) -> None:
         self.timers.pop(timeout, None)
@@ -263,6 +294,13 @@ class ConsensusHost:
                 self.feed(ValueToPropose(request.height, request.round, block))
 
         self.propose_timer = asyncio.get_running_loop().call_later(wait_ms / 1000, retry)
+
+    def _pending_entry(self, wire: bytes) -> SignedEntry | None:
+        return self.node.mempool.get(entry_id_of_wire(wire))
+
+    def _held_block(self, block_hash: bytes) -> Block | None:
+        cached = self.blocks.get(block_hash)
+        return cached[0] if cached is not None else None
 
     def _cache(self, block_hash: bytes, block: Block, last_commit: Commit | None) -> None:
         self.blocks[block_hash] = (block, last_commit)
@@ -311,3 +349,21 @@ class ConsensusHost:
             self.staged.pop(block_hash, None)
         self.awaiting_block.clear()
         self.last_progress = time.monotonic()
+
+
+def _describe(item: object) -> str:
+    """A one-line summary of a consensus input or message for the debug log."""
+    if isinstance(item, SignedProposal):
+        p = item.proposal
+        return (
+            f"proposal {item.sender} h{p.height}/r{p.round} {p.block.hex()[:8]} pol={p.pol_round}"
+        )
+    if isinstance(item, SignedVote):
+        v = item.vote
+        block = v.block.hex()[:8] if v.block else "nil"
+        return f"{v.type} {item.sender} h{v.height}/r{v.round} {block}"
+    if isinstance(item, VoteReceived | ProposalReceived):
+        return "recv " + _describe(item.message)
+    if isinstance(item, CommitLearned):
+        return f"commit h{item.commit.height}/r{item.commit.round}"
+    return repr(item)[:120]

@@ -15,6 +15,7 @@ from ledger.errors import EntryError
 from ledger.store import StoreView
 from node.api import ApiError
 from node.blocks import SnapshotState
+from node.mempool import MempoolFull
 from node.runtime import now_ms
 
 if TYPE_CHECKING:
@@ -44,7 +45,13 @@ class Service:
             except Rejection as exc:
                 prefix = f"entry {i}: " if len(entries) > 1 else ""
                 raise Rejection(exc.code, prefix + exc.message) from exc
-        return [self.node.admit(entry, gossip=True) for entry in checked]
+        try:
+            return self.node.admit_batch(checked)
+        except MempoolFull as exc:
+            # 429, not 400: the entries are fine and the client should retry later.
+            raise ApiError(
+                429, "mempool_full", f"mempool is full ({exc.limit}): {exc.reason}"
+            ) from exc
 
     async def submit_body(self, kind: str, body: Mapping[str, Any]) -> str:
         node = self.node

@@ -13,10 +13,13 @@ A proposal carries its block and the commit the block's header names as
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.block import Block, Commit
 from ledger.codec import decode, encode
+from ledger.entry import SignedEntry
 from ledger.errors import BlockFormatError, CodecError, LedgerError
 
 __all__ = [
@@ -34,10 +37,14 @@ __all__ = [
     "encode_block_response",
     "encode_entries",
     "encode_proposal_package",
+    "entry_id_of_wire",
 ]
 
 MAX_ENTRIES_PER_GOSSIP = 1000
 MAX_SYNC_BLOCKS = 64
+_HEADER_KEY = encode("header")
+_WIRE_HEAD = b"\x82" + encode("entry")
+_WIRE_TAIL = len(encode("sig")) + 2 + 64
 
 
 class WireError(LedgerError):
@@ -101,14 +108,39 @@ def encode_proposal_package(proposal: bytes, block: Block, last_commit: Commit |
     )
 
 
-def decode_proposal_package(data: bytes, limits: Limits) -> ProposalPackage:
+def decode_proposal_package(
+    data: bytes,
+    limits: Limits,
+    known: Callable[[bytes], Block | None] | None = None,
+    pending: Callable[[bytes], SignedEntry | None] | None = None,
+) -> ProposalPackage:
+    """Decode a proposal package; ``known(header_hash)`` may supply a block already held
+    and ``pending(wire)`` entries already decoded (see ``Block.decode``).
+
+    Decoding a block means strictly decoding every entry in it, the most expensive part
+    of a proposal; a resent proposal whose block we hold costs only its header's hash,
+    and entries gossiped to us before the proposal are not decoded twice.
+    """
     obj = _decode(data, limits.max_payload_bytes, "proposal")
     if not isinstance(obj, dict) or set(obj) != {"block", "last_commit", "proposal"}:
         raise WireError("proposal must have exactly block, last_commit, proposal")
     if not isinstance(obj["proposal"], bytes) or not isinstance(obj["block"], bytes):
         raise WireError("proposal.proposal and proposal.block must be bytes")
-    block = _block(obj["block"], limits)
+    held = known(_header_hash(obj["block"])) if known is not None else None
+    block = held if held is not None else _block(obj["block"], limits, pending)
     return ProposalPackage(obj["proposal"], block, _optional_commit(obj["last_commit"]))
+
+
+def _header_hash(block: bytes) -> bytes:
+    """The hash of a canonical block's header, without decoding its entries.
+
+    A canonical block is fixmap(2) "entries" [...] "header" {...}: the header is the
+    encoded tail after the entries array. Anything else yields a hash nobody holds.
+    """
+    marker = block.rfind(_HEADER_KEY)
+    if marker < 0:
+        return b""
+    return hashlib.sha256(block[marker + len(_HEADER_KEY) :]).digest()
 
 
 def encode_block_request(first: int, last: int) -> bytes:
@@ -161,13 +193,28 @@ def decode_block_response(data: bytes, limits: Limits) -> list[SyncItem]:
     return items
 
 
-def _block(data: bytes, limits: Limits) -> Block:
+def _block(
+    data: bytes, limits: Limits, known: Callable[[bytes], SignedEntry | None] | None = None
+) -> Block:
     try:
         return Block.decode(
-            data, max_entry_bytes=limits.max_entry_bytes, max_entries=limits.max_block_entries
+            data,
+            max_entry_bytes=limits.max_entry_bytes,
+            max_entries=limits.max_block_entries,
+            known=known,
         )
     except BlockFormatError as exc:
         raise WireError(str(exc)) from exc
+
+
+def entry_id_of_wire(wire: bytes) -> bytes:
+    """The id a canonical wire entry would have, without decoding it.
+
+    Canonical wire = fixmap(2) "entry" <entry> "sig" bin8(64) <sig> (DESIGN §2, §5), so
+    the entry's bytes are a fixed slice. For any other input the id is simply one that
+    no pending entry has; callers compare the full wire bytes before trusting a match.
+    """
+    return hashlib.sha256(wire[len(_WIRE_HEAD) : len(wire) - _WIRE_TAIL]).digest()
 
 
 def _optional_commit(raw: object) -> Commit | None:

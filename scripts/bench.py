@@ -27,8 +27,13 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 Target = tuple[str, float] | tuple[str, float, str]
 
 
-def run_section(section: str) -> tuple[dict[str, float], dict[str, Target], list[str]]:
-    """Run every present module of ``section``: (figures, targets, notes)."""
+def run_section(
+    section: str, extra: Sequence[str] = ()
+) -> tuple[dict[str, float], dict[str, Target], list[str]]:
+    """Run every present module of ``section``: (figures, targets, notes).
+
+    ``extra`` options go to each module's ``configure(argv)`` (e.g. ``--validators``).
+    """
     for path in (str(REPO), str(SCRIPTS)):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -43,6 +48,8 @@ def run_section(section: str) -> tuple[dict[str, float], dict[str, Target], list
                 raise
             notes.append(f"{name}: not present, skipped")
             continue
+        if extra:
+            module.configure(extra)
         module.measure(results)
         targets.update(getattr(module, "TARGETS", {}))
     return results, targets, notes
@@ -101,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("section", choices=sorted(SECTIONS))
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    results, targets, notes = run_section(args.section)
+    args, extra = parser.parse_known_args(argv)
+    results, targets, notes = run_section(args.section, extra)
     if args.json:
         print(report_json(results, targets))
     else:

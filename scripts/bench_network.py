@@ -1,0 +1,375 @@
+"""Network figures: ``scripts/bench.py network [--validators N[,N...]] [--entries K]``
+``[--block-entries B]`` (B = the genesis max_block_entries, default 2,000).
+
+For each validator count N, starts N local validators as real ``customs-node run``
+processes (tests/cluster.py), pre-signs K realistic entries and measures:
+
+    net_<N>v_entries_per_s   committed entries per second at saturation: K entries posted
+                             as fast as the nodes take them (lists of BATCH entries via
+                             POST /v1/entries, CLIENTS connections per node, each
+                             administration's entries to its own node), from the first
+                             POST to the block holding the last entry;
+    net_<N>v_p50_ms/_p99_ms  submit-to-commit latency at saturation;
+    net_<N>v_half_p50_ms/_half_p99_ms
+                             the same with entries paced at half the measured rate;
+    net_<N>v_ratio           entries_per_s / (cores x ed25519_verify_per_s / N): the share
+                             of the machine's signature-verification ceiling the network
+                             reaches, every node checking every entry once;
+    net_<N>v_rejected        entries that did not commit (should be 0).
+    ed25519_verify_per_s     bare ``cryptography`` Ed25519 verifies per second, one
+                             process, measured in the same run; cores = os.cpu_count().
+
+Each "shipment" is four entries by one administration: cert.issue, shipment.declare
+citing it, and the loaded and departed events. An entry's commit time is when a node
+polled every 10 ms first reports the height of the block that holds it (the mapping is
+read from /v1/blocks after the run, so observing costs the nodes nothing meanwhile).
+
+All processes share this machine: on a small shared machine the figures are noisy and
+the nodes compete with the client for the same cores. Saturation latencies are queueing
+(every entry is posted at once); the half-rate figures are the latency that matters.
+
+Findings (profiling nodes with CUSTOMS_NODE_PROFILE=/tmp/prof): per entry each node
+verifies one signature (as it must), decodes the wire twice (gossip, then the proposal
+unless the entry is pending), runs the contracts' stateless checks twice (on ingest and
+again inside ``execute_block``), executes and stages it, and stores it. The signature is
+about a third of a node's time; the rest is pure-Python decoding, schema and identifier
+checks, state encoding and Merkle/state-map staging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from contracts import samples
+from ledger.entry import Entry, SignedEntry
+from ledger.keys import SigningKey
+from node.files import load_key
+from tests.cluster import Cluster, NodeProcess
+
+TARGETS: dict[str, tuple[str, float] | tuple[str, float, str]] = {
+    "net_4v_ratio": (">=", 0.5),
+    "net_4v_half_p99_ms": ("<=", 1500.0),
+}
+
+# Administrations and a port in each (UN/LOCODE), in the order validators are added.
+PORTS = {
+    "CN": "CNSHA",
+    "DE": "DEHAM",
+    "NL": "NLRTM",
+    "US": "USNYC",
+    "FR": "FRLEH",
+    "JP": "JPTYO",
+    "KR": "KRPUS",
+    "BR": "BRSSZ",
+    "IN": "INNSA",
+    "GB": "GBFXT",
+}
+BATCH = 250
+CLIENTS = 2
+POLL_S = 0.01
+DAY_MS = 86_400_000
+NODE_SETTINGS: dict[str, int | str] = {
+    "propose_ms": 2000,
+    "prevote_ms": 1000,
+    "precommit_ms": 1000,
+    "mempool_max_entries": 200_000,
+    "mempool_max_bytes": 512 * 1024 * 1024,
+}
+# A validator must fetch and re-execute a proposal within propose_ms: 2,000-entry blocks
+# fit on a small shared machine, 5,000 (the genesis default) make rounds time out there.
+BLOCK_ENTRIES = 2000
+BLOCK_INTERVAL_MS = 200
+
+
+@dataclass
+class Options:
+    validators: list[int] = field(default_factory=lambda: [4])
+    entries: int = 20_000
+    block_entries: int = BLOCK_ENTRIES
+
+
+OPTIONS = Options()
+
+
+def configure(argv: Sequence[str]) -> None:
+    """Take this section's own options (bench.py passes what it does not know)."""
+    parser = argparse.ArgumentParser(prog="bench.py network")
+    parser.add_argument("--validators", default="4", help="N or a list N,N,...")
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--block-entries", type=int, default=BLOCK_ENTRIES)
+    args = parser.parse_args(list(argv))
+    OPTIONS.validators = [int(n) for n in args.validators.split(",")]
+    if not all(1 <= n <= len(PORTS) for n in OPTIONS.validators):
+        parser.error(f"--validators must be 1..{len(PORTS)}")
+    OPTIONS.entries = args.entries
+    OPTIONS.block_entries = args.block_entries
+
+
+# ---- the Ed25519 ceiling --------------------------------------------------------------
+
+
+def ed25519_verify_per_s(seconds: float = 1.0) -> float:
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    message = os.urandom(400)  # about one entry
+    sig = key.sign(message)
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for _ in range(200):
+            public.verify(sig, message)
+        count += 200
+    return count / elapsed
+
+
+# ---- entries ----------------------------------------------------------------------------
+
+
+def shipment_entries(
+    chain: str, author: str, key: SigningKey, partner: str, tag: str, now: int
+) -> list[SignedEntry]:
+    """Four entries of one shipment by ``author``; they must commit in this order."""
+    cert_id = f"{author}-{tag}"
+    ucr = f"6{author}{tag}"
+    cert = samples.cert_issue(
+        cert_id,
+        author,
+        destination=partner,
+        valid_from=now - DAY_MS,
+        valid_until=now + 300 * DAY_MS,
+    )
+    declare = samples.declare(
+        ucr,
+        origin_port=PORTS[author],
+        destination_port=PORTS[partner],
+        consignee_country=partner,
+        containers=(samples.container("MSC", int(tag[-6:])),),
+        certificates=(cert_id,),
+    )
+    bodies = [
+        ("cert.issue", cert),
+        ("shipment.declare", declare),
+        ("shipment.event", samples.event(ucr, "loaded", PORTS[author])),
+        ("shipment.event", samples.event(ucr, "departed", PORTS[author])),
+    ]
+    return [Entry(chain, kind, author, now, body).sign(key) for kind, body in bodies]
+
+
+def presign(cluster: Cluster, count: int, run: str) -> dict[str, list[SignedEntry]]:
+    """Member id -> that member's entries, whole shipments in order, ``count`` in all."""
+    ids = list(cluster.nodes)
+    keys = {m: load_key(cluster[m].root / "node.key") for m in ids}
+    now = int(time.time() * 1000)
+    per_member: dict[str, list[SignedEntry]] = {m: [] for m in ids}
+    for n in range((count + 3) // 4):
+        author = ids[n % len(ids)]
+        partner = ids[(n + 1) % len(ids)] if len(ids) > 1 else "DE"
+        tag = f"{run}{n:06d}"
+        per_member[author].extend(
+            shipment_entries(cluster.chain_id, author, keys[author], partner, tag, now)
+        )
+    return per_member
+
+
+def chunks(entries: list[SignedEntry], size: int) -> list[list[SignedEntry]]:
+    """Batches of whole shipments (a multiple of 4), so batches may arrive in any order."""
+    size = max(4, size - size % 4)
+    return [entries[i : i + size] for i in range(0, len(entries), size)]
+
+
+# ---- submitting and watching -------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    sent: dict[str, float] = field(default_factory=dict)  # entry id -> monotonic send time
+    height_seen: dict[int, float] = field(default_factory=dict)
+    mempool: int = -1  # the watched node's, at the last poll
+    failures: list[str] = field(default_factory=list)
+
+
+async def post(
+    session: aiohttp.ClientSession, node: NodeProcess, batch: list[SignedEntry], run: Run
+) -> None:
+    headers = {"Authorization": f"Bearer {node.token}"}
+    body = [e.to_json() for e in batch]
+    started = time.monotonic()
+    for entry in batch:
+        run.sent[entry.id_hex] = started
+    while True:
+        async with session.post(node.url + "/v1/entries", json=body, headers=headers) as reply:
+            if reply.status == 202:
+                return
+            text = await reply.text()
+            if reply.status != 429:
+                run.failures.append(f"{reply.status} {text[:200]}")
+                return
+        await asyncio.sleep(0.05)  # mempool full: back off, as a client should
+
+
+async def saturate(
+    session: aiohttp.ClientSession, cluster: Cluster, work: dict[str, list[SignedEntry]], run: Run
+) -> None:
+    """CLIENTS connections per node, each posting its share of batches back to back."""
+
+    async def stream(node: NodeProcess, batches: list[list[SignedEntry]]) -> None:
+        for batch in batches:
+            await post(session, node, batch, run)
+
+    streams = []
+    for member_id, entries in work.items():
+        batches = chunks(entries, BATCH)
+        streams += [stream(cluster[member_id], batches[c::CLIENTS]) for c in range(CLIENTS)]
+    await asyncio.gather(*streams)
+
+
+async def pace(
+    session: aiohttp.ClientSession,
+    cluster: Cluster,
+    work: dict[str, list[SignedEntry]],
+    run: Run,
+    rate: float,
+) -> None:
+    """Small batches, round-robin over the nodes, each sent when the schedule says."""
+    per_node = {m: chunks(entries, int(rate * 0.05)) for m, entries in work.items()}
+    order = [
+        (m, batch)
+        for group in itertools.zip_longest(*per_node.values())
+        for m, batch in zip(per_node, group, strict=True)
+        if batch is not None
+    ]
+    start, due, tasks = time.monotonic(), 0.0, []
+    for member_id, batch in order:
+        await asyncio.sleep(max(0.0, start + due - time.monotonic()))
+        tasks.append(asyncio.create_task(post(session, cluster[member_id], batch, run)))
+        due += len(batch) / rate
+    await asyncio.gather(*tasks)
+
+
+async def watch_heights(
+    session: aiohttp.ClientSession, url: str, run: Run, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        async with session.get(url + "/v1/status") as reply:
+            status = await reply.json()
+        height, run.mempool = status["height"], status["mempool"]
+        now = time.monotonic()
+        for h in range(max(run.height_seen, default=0) + 1, height + 1):
+            run.height_seen[h] = now
+        await asyncio.sleep(POLL_S)
+
+
+async def entry_heights(
+    session: aiohttp.ClientSession, url: str, first: int, last: int, found: dict[str, int]
+) -> None:
+    for h in range(first, last + 1):
+        async with session.get(f"{url}/v1/blocks/{h}") as reply:
+            block = await reply.json()
+        for entry in block["entries"]:
+            found[entry["id"]] = h
+
+
+async def drive(
+    cluster: Cluster, work: dict[str, list[SignedEntry]], rate: float | None
+) -> tuple[Run, dict[str, int], int]:
+    """Submit ``work`` (at ``rate`` entries/s in all, or flat out); wait for every commit."""
+    run = Run()
+    total = sum(len(entries) for entries in work.values())
+    watched = cluster[next(iter(cluster.nodes))]
+    timeout = aiohttp.ClientTimeout(total=120)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        first = watched.height() + 1
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_heights(session, watched.url, run, stop))
+        if rate is None:
+            await saturate(session, cluster, work, run)
+        else:
+            await pace(session, cluster, work, run, rate)
+        heights: dict[str, int] = {}
+        deadline = time.monotonic() + 120
+        drained = 0
+        while len(heights) < total and not run.failures and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            top = max(run.height_seen, default=first - 1)
+            await entry_heights(session, watched.url, first, top, heights)
+            first = top + 1
+            # Rejected entries never commit: stop once the pool stays empty.
+            drained = drained + 1 if run.mempool == 0 else 0
+            if drained >= 4:
+                break
+        stop.set()
+        await watcher
+    return run, heights, total
+
+
+def latencies_ms(run: Run, heights: dict[str, int]) -> list[float]:
+    return sorted(
+        (run.height_seen[h] - run.sent[i]) * 1000 for i, h in heights.items() if i in run.sent
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def bench_validators(n: int, entries: int, ceiling: float, results: dict[str, float]) -> None:
+    ids = list(PORTS)[:n]
+    params = {"block_interval_ms": BLOCK_INTERVAL_MS, "max_block_entries": OPTIONS.block_entries}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-net-") as tmp,
+        Cluster(
+            Path(tmp), ids, params=params, settings=NODE_SETTINGS, chain_id="customs-bench-1"
+        ) as cluster,
+    ):
+        cluster.start()
+        cluster.wait_height(2)
+        work = presign(cluster, entries, "S")
+        run, heights, total = asyncio.run(drive(cluster, work, None))
+        committed = [run.height_seen[h] for h in heights.values()]
+        elapsed = max(committed) - min(run.sent.values())
+        rate = len(heights) / elapsed
+        lat = latencies_ms(run, heights)
+        prefix = f"net_{n}v_"
+        results[prefix + "entries_per_s"] = rate
+        results[prefix + "p50_ms"] = percentile(lat, 0.50)
+        results[prefix + "p99_ms"] = percentile(lat, 0.99)
+        results[prefix + "ratio"] = rate / ((os.cpu_count() or 1) * ceiling / n)
+        # Half rate for long enough to matter (about 10 s), but no more than asked for.
+        half = max(4 * n, min(entries // 2, int(rate / 2 * 10)))
+        work = presign(cluster, half, "H")
+        run2, heights2, total2 = asyncio.run(drive(cluster, work, rate / 2))
+        lat2 = latencies_ms(run2, heights2)
+        results[prefix + "half_p50_ms"] = percentile(lat2, 0.50)
+        results[prefix + "half_p99_ms"] = percentile(lat2, 0.99)
+        results[prefix + "rejected"] = float(total - len(heights) + total2 - len(heights2))
+
+
+def measure(results: dict[str, float]) -> None:
+    ceiling = ed25519_verify_per_s()
+    results["ed25519_verify_per_s"] = ceiling
+    results["cores"] = float(os.cpu_count() or 1)
+    for n in OPTIONS.validators:
+        bench_validators(n, OPTIONS.entries, ceiling, results)
+
+
+if __name__ == "__main__":
+    import sys
+
+    configure(sys.argv[1:])
+    figures: dict[str, float] = {}
+    measure(figures)
+    for name, value in figures.items():
+        print(f"{name:28} {value:12,.1f}")

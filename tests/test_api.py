@@ -1,0 +1,369 @@
+"""The HTTP API and peer port of a real ``customs-node run`` process: auth, bad input, limits.
+
+One node process serves the whole module: CN is the only validator (a dev network) and
+DE a member that never runs, so the peer tests can claim a real member id. The block
+interval is an hour, so after height 1 nothing leaves the mempool while the tests run and
+every limit can be hit exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from contracts import samples
+from ledger.entry import Entry, SignedEntry
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from node.files import load_key
+from node.peers.frames import NONCE_BYTES, Challenge, Hello, decode_frame, encode_frame
+from node.peers.handshake import DialerHandshake
+from tests.cluster import Cluster, NodeProcess, http
+
+MAX_REQUEST_BYTES = 8192
+MAX_ENTRIES_PER_REQUEST = 5
+MEMPOOL_MAX_ENTRIES = 12
+MAX_API_CONNECTIONS = 3
+HOLDER_AT_LIMIT = 48
+CHAIN = "customs-api-1"
+_serial = iter(range(1, 1_000_000))
+
+
+def cert_entry(
+    key: SigningKey, *, holder_len: int = 20, author: str = "CN", chain: str = CHAIN
+) -> SignedEntry:
+    body = samples.cert_issue(f"CN-API-{next(_serial):06d}", "CN")
+    body["holder"] = "H" * holder_len
+    entry = Entry(chain, "cert.issue", author, int(time.time() * 1000), body)
+    return entry.sign(key)
+
+
+def as_json(entries: list[SignedEntry]) -> list[dict[str, Any]]:
+    return [e.to_json() for e in entries]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    # ts is a uint64 in msgpack either way, so one throwaway key fixes the entry's size.
+    max_entry_bytes = len(cert_entry(SigningKey.generate(), holder_len=HOLDER_AT_LIMIT).wire_bytes)
+    with Cluster(
+        tmp_path_factory.mktemp("api"),
+        ["CN", "DE"],
+        validators=["CN"],
+        chain_id=CHAIN,
+        params={"block_interval_ms": 3_600_000, "max_entry_bytes": max_entry_bytes},
+        settings={
+            "max_request_bytes": MAX_REQUEST_BYTES,
+            "max_entries_per_request": MAX_ENTRIES_PER_REQUEST,
+            "mempool_max_entries": MEMPOOL_MAX_ENTRIES,
+            "max_api_connections": MAX_API_CONNECTIONS,
+        },
+    ) as running:
+        running.start("CN")
+        running.wait_height(1, ["CN"])
+        yield running
+
+
+@pytest.fixture(scope="module")
+def node(cluster: Cluster) -> NodeProcess:
+    return cluster["CN"]
+
+
+@pytest.fixture(scope="module")
+def key(cluster: Cluster) -> SigningKey:
+    return load_key(cluster["CN"].root / "node.key")
+
+
+def mempool(node: NodeProcess) -> int:
+    status = node.status()
+    assert status is not None
+    return int(status["mempool"])
+
+
+def error(reply: Any, status: int, code: str) -> str:
+    assert reply.status == status, reply.body
+    body = reply.json()
+    assert set(body) == {"code", "message"} and body["code"] == code, body
+    assert body["message"]
+    message: str = body["message"]
+    return message
+
+
+# ---- reads ------------------------------------------------------------------------------
+
+
+def test_status_and_metrics(node: NodeProcess, cluster: Cluster) -> None:
+    status = node.status()
+    assert status is not None
+    assert status["chain_id"] == CHAIN and status["genesis_hash"] == cluster.genesis.hash_hex
+    assert status["validators"] == ["CN"] and status["height"] >= 1
+    assert [p["id"] for p in status["peers"]] == ["DE"] and not status["peers"][0]["connected"]
+    metrics = node.get("/metrics")
+    assert metrics.status == 200
+    assert b"customs_height " in metrics.body and b"customs_mempool_entries" in metrics.body
+
+
+def test_entry_status_pending_then_unknown(node: NodeProcess, key: SigningKey) -> None:
+    entry = cert_entry(key)
+    reply = node.post("/v1/entries", entry.to_json())
+    assert reply.status == 202 and reply.json() == {"id": entry.id_hex}
+    assert node.get(f"/v1/entries/{entry.id_hex}").json() == {"status": "pending"}
+    # Resubmitting a pending entry is harmless and answers the same id.
+    assert node.post("/v1/entries", entry.to_json()).json() == {"id": entry.id_hex}
+    error(node.get("/v1/entries/" + "ab" * 32), 404, "not_found")
+    error(node.get("/v1/entries/XYZ"), 400, "malformed")
+    error(node.get("/v1/blocks/abc"), 400, "malformed")
+    error(node.get("/v1/blocks/999999"), 404, "not_found")
+    error(node.get("/v1/certificates/NOPE-1"), 404, "not_found")
+    error(node.get("/v1/proofs"), 400, "malformed")
+    error(node.get("/v1/proofs?subject=nope/1"), 400, "malformed")
+
+
+# ---- auth and routes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/entries", "/v1/submit"])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer wrong-token", "Basic abc", "Bearer ", "bearer"], ids=str
+)
+def test_writes_without_the_right_token_get_401_and_change_nothing(
+    node: NodeProcess, key: SigningKey, path: str, header: str | None
+) -> None:
+    before = mempool(node)
+    body: Any = (
+        cert_entry(key).to_json()
+        if path == "/v1/entries"
+        else {"kind": "cert.issue", "body": samples.cert_issue("CN-API-AUTH", "CN")}
+    )
+    headers = {} if header is None else {"Authorization": header}
+    error(http("POST", node.url + path, body, headers=headers), 401, "unauthorized")
+    assert mempool(node) == before
+
+
+def test_unknown_routes_404_and_wrong_methods_405(node: NodeProcess) -> None:
+    error(node.get("/v1/nothing"), 404, "not_found")
+    error(node.get("/"), 404, "not_found")
+    error(http("DELETE", node.url + "/v1/status"), 405, "method_not_allowed")
+    error(node.get("/v1/submit"), 405, "method_not_allowed")
+
+
+# ---- malformed input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{not json", "malformed"),
+        (b"\xff\xfe", "malformed"),
+        (b"[NaN]", "malformed"),
+        (b"[]", "malformed"),
+        (b'"a string"', "malformed"),
+        (b'{"entry": {}, "sig": "00"}', "malformed"),
+        (b'{"entry": {}}', "malformed"),
+        (b"[1, 2]", "malformed"),
+        (b'{"entry": {"chain": 1}, "sig": "' + b"0" * 128 + b'"}', "malformed"),
+    ],
+)
+def test_malformed_entry_bodies_get_400_with_a_code(
+    node: NodeProcess, raw: bytes, code: str
+) -> None:
+    error(node.post("/v1/entries", raw=raw), 400, code)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"kind": "cert.issue"}, "malformed"),
+        ({"kind": 1, "body": {}}, "malformed"),
+        ({"kind": "cert.issue", "body": [], "x": 1}, "malformed"),
+        ({"kind": "cert.issue", "body": {}}, "invalid_body"),
+        ({"kind": "no.such.kind", "body": {}}, "invalid_body"),
+        (
+            {"kind": "cert.issue", "body": {**samples.cert_issue("CN-X-1", "CN"), "x": 1}},
+            "invalid_body",
+        ),
+        ({"kind": "cert.issue", "body": samples.cert_issue("CN-X-2", "ZZ")}, "invalid_identifier"),
+        ({"kind": "cert.issue", "body": samples.cert_issue("CN-X-3", "FR")}, "not_permitted"),
+    ],
+)
+def test_bad_submit_bodies_get_400_with_their_rule_code(
+    node: NodeProcess, body: dict[str, Any], code: str
+) -> None:
+    before = mempool(node)
+    error(node.post("/v1/submit", body), 400, code)
+    assert mempool(node) == before
+
+
+def test_entries_failing_their_checks_get_the_design_codes(
+    node: NodeProcess, key: SigningKey
+) -> None:
+    stranger = SigningKey.generate()
+    cases = {
+        "wrong_chain": cert_entry(key, chain="other-chain-1"),
+        "unknown_author": cert_entry(stranger, author="FR"),
+        "bad_signature": cert_entry(stranger),  # CN's entry, someone else's key
+    }
+    before = mempool(node)
+    for code, entry in cases.items():
+        error(node.post("/v1/entries", entry.to_json()), 400, code)
+    # One bad entry in a list refuses the whole list and names it.
+    batch = [cert_entry(key), cases["bad_signature"]]
+    assert error(node.post("/v1/entries", as_json(batch)), 400, "bad_signature").startswith(
+        "entry 1"
+    )
+    assert mempool(node) == before
+    assert node.get(f"/v1/entries/{batch[0].id_hex}").status == 404
+
+
+# ---- limits ----------------------------------------------------------------------------
+
+
+def padded(body: Any, size: int) -> bytes:
+    """JSON of ``body`` padded with trailing whitespace (still valid JSON) to ``size``."""
+    raw = json.dumps(body).encode()
+    assert len(raw) <= size
+    return raw + b" " * (size - len(raw))
+
+
+def test_max_request_bytes_at_the_limit_accepted_past_it_413(
+    node: NodeProcess, key: SigningKey
+) -> None:
+    entry = cert_entry(key)
+    reply = node.post("/v1/entries", raw=padded(entry.to_json(), MAX_REQUEST_BYTES))
+    assert reply.status == 202, reply.body
+    other = cert_entry(key)
+    past = padded(other.to_json(), MAX_REQUEST_BYTES + 1)
+    error(node.post("/v1/entries", raw=past), 413, "too_large")
+    error(node.post("/v1/entries", raw=b" " * (4 * MAX_REQUEST_BYTES)), 413, "too_large")
+    assert node.get(f"/v1/entries/{other.id_hex}").status == 404
+    assert node.status() is not None  # still serving
+
+
+def test_entry_at_max_entry_bytes_accepted_past_it_too_large(
+    node: NodeProcess, key: SigningKey, cluster: Cluster
+) -> None:
+    limit = cluster.genesis.params.max_entry_bytes
+    at_limit = cert_entry(key, holder_len=HOLDER_AT_LIMIT)
+    past = cert_entry(key, holder_len=HOLDER_AT_LIMIT + 1)
+    assert (len(at_limit.wire_bytes), len(past.wire_bytes)) == (limit, limit + 1)
+    assert node.post("/v1/entries", at_limit.to_json()).status == 202
+    error(node.post("/v1/entries", past.to_json()), 400, "too_large")
+
+
+def test_max_entries_per_request_at_the_limit_accepted_past_it_refused(
+    node: NodeProcess, key: SigningKey
+) -> None:
+    past = [cert_entry(key) for _ in range(MAX_ENTRIES_PER_REQUEST + 1)]
+    before = mempool(node)
+    error(node.post("/v1/entries", as_json(past)), 400, "too_large")
+    assert mempool(node) == before
+    at_limit = past[:MAX_ENTRIES_PER_REQUEST]
+    reply = node.post("/v1/entries", as_json(at_limit))
+    assert reply.status == 202 and reply.json() == {"ids": [e.id_hex for e in at_limit]}
+
+
+def test_mempool_max_entries_at_the_limit_accepted_past_it_429(
+    node: NodeProcess, key: SigningKey
+) -> None:
+    room = MEMPOOL_MAX_ENTRIES - mempool(node)
+    assert room >= 2  # the tests before leave room; no block drains the pool meanwhile
+    # A batch that does not fit is refused whole: none of it enters the pool.
+    too_many = [cert_entry(key) for _ in range(min(room + 1, MAX_ENTRIES_PER_REQUEST))]
+    while room > len(too_many) - 1:
+        fill = [cert_entry(key) for _ in range(min(room - len(too_many) + 1, 5))]
+        assert node.post("/v1/entries", as_json(fill)).status == 202
+        room -= len(fill)
+    error(node.post("/v1/entries", as_json(too_many)), 429, "mempool_full")
+    assert all(node.get(f"/v1/entries/{e.id_hex}").status == 404 for e in too_many)
+    at_limit = too_many[:-1]
+    assert node.post("/v1/entries", as_json(at_limit)).status == 202
+    assert mempool(node) == MEMPOOL_MAX_ENTRIES
+    error(node.post("/v1/entries", too_many[-1].to_json()), 429, "mempool_full")
+    error(
+        node.post("/v1/submit", {"kind": "cert.issue", "body": samples.cert_issue("CN-F-1")}),
+        429,
+        "mempool_full",
+    )
+
+
+def held_request(node: NodeProcess) -> socket.socket:
+    """A POST whose body has not all arrived yet: the node is serving it until it does."""
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+    head = (
+        f"POST /v1/entries HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {node.token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n["
+    )
+    sock.sendall(head.encode())
+    return sock
+
+
+def test_max_api_connections_at_the_limit_served_past_it_503(
+    node: NodeProcess, cluster: Cluster
+) -> None:
+    held = [held_request(node) for _ in range(MAX_API_CONNECTIONS)]
+    try:
+        # With the limit in progress, the next request is refused at once, not queued.
+        cluster.wait_until(lambda: node.get("/v1/status").status == 503, what="a 503")
+        error(node.get("/v1/status"), 503, "busy")
+        held[0].sendall(b"]")  # the first held request completes (an empty list: 400)
+        assert held[0].recv(4096).startswith(b"HTTP/1.1 400 ")
+        # Two still in progress: one more makes the limit, and is served.
+        cluster.wait_until(lambda: node.get("/v1/status").status == 200, what="served again")
+    finally:
+        for sock in held:
+            sock.close()
+    assert node.status() is not None
+
+
+# ---- the peer port ---------------------------------------------------------------------
+
+
+async def handshake_frames(
+    node: NodeProcess, genesis: Genesis, hello: Hello, auth_key: SigningKey | None
+) -> list[str]:
+    """Dial /v1/peer as ``hello.id``; answer a challenge with ``auth_key``'s signature.
+
+    Returns the frame types received, then ``close:<code>``.
+    """
+    seen: list[str] = []
+    url = node.url.replace("http://", "ws://") + "/v1/peer"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_bytes(encode_frame(hello))
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                break
+            frame = decode_frame(msg.data, 1 << 20)
+            seen.append(type(frame).__name__)
+            if isinstance(frame, Challenge) and auth_key is not None:
+                shake = DialerHandshake(genesis, hello.id, auth_key, hello.nonce)
+                await ws.send_bytes(encode_frame(shake.on_challenge(frame)))
+        seen.append(f"close:{ws.close_code}")
+    return seen
+
+
+async def test_a_process_without_a_member_key_cannot_become_a_peer(
+    cluster: Cluster, node: NodeProcess
+) -> None:
+    genesis = cluster.genesis
+    nonce = b"\x01" * NONCE_BYTES
+
+    def hello(member_id: str, genesis_hash: bytes = genesis.hash) -> Hello:
+        return Hello(chain=CHAIN, genesis=genesis_hash, id=member_id, nonce=nonce)
+
+    # Not a member at all: refused before any challenge.
+    assert await handshake_frames(node, genesis, hello("FR"), None) == ["close:1008"]
+    # DE is a member, but this process holds another key: its auth does not verify.
+    frames = await handshake_frames(node, genesis, hello("DE"), SigningKey.generate())
+    assert frames == ["Challenge", "close:1008"]
+    # Another network's genesis is refused too.
+    assert await handshake_frames(node, genesis, hello("DE", b"\0" * 32), None) == ["close:1008"]
+    status = node.status()
+    assert status is not None and not status["peers"][0]["connected"]
+    log = node.log_text()
+    assert "not a member" in log and "bad signature" in log and "genesis mismatch" in log
