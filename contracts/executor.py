@@ -129,10 +129,12 @@ def _execute_one(
     block_time: int,
     signed: SignedEntry,
     verified: Container[bytes],
+    checked: Container[bytes],
     entry_id: bytes,
     seen: set[bytes],
 ) -> tuple[Writes, tuple[str, ...]]:
-    author = _authenticate(signed, genesis, entry_id not in verified)
+    prechecked = entry_id in checked
+    author = _authenticate(signed, genesis, not prechecked and entry_id not in verified)
     _check_window(signed, genesis, block_time)
     if entry_id in seen:
         raise Rejection("duplicate", f"entry {entry_id.hex()} appears earlier in this block")
@@ -140,7 +142,9 @@ def _execute_one(
         raise Rejection("duplicate", f"entry {entry_id.hex()} is already committed")
     # Any later copy in this block is a duplicate, whatever becomes of this one.
     seen.add(entry_id)
-    kind = _check_body(signed, author)
+    # Rules 7-9 (stateless part) depend on the entry alone, so an entry that passed
+    # check_entry_stateless on ingest passes them again: only its kind is looked up.
+    kind = kind_of(signed.entry.kind) if prechecked else _check_body(signed, author)
     body = signed.entry.body
     writes = kind.apply(Context(overlay, block_time, author), body)
     return writes, kind.subjects(body)
@@ -153,10 +157,13 @@ def execute_block(
     entries: Sequence[bytes | SignedEntry],
     *,
     verified: Container[bytes] = frozenset(),
+    checked: Container[bytes] = frozenset(),
 ) -> BlockResult:
     """Apply ``entries`` in order; a rejected entry changes nothing.
 
-    Entry ids in ``verified`` skip the signature check (verified once on ingest). An
+    Entry ids in ``verified`` skip the signature check (verified once on ingest); ids in
+    ``checked`` passed all of ``check_entry_stateless`` on ingest and skip it whole. A
+    caller lists an id only for the exact wire entry (same signature) it checked. An
     entry id may appear once per block: a later copy is a ``duplicate``. The result's
     ``writes`` hold every key the accepted entries changed (None = delete).
     """
@@ -169,7 +176,7 @@ def execute_block(
             signed = _decode(item, genesis)
             entry_id = signed.id
             writes, subjects = _execute_one(
-                overlay, genesis, block_time, signed, verified, entry_id, seen
+                overlay, genesis, block_time, signed, verified, checked, entry_id, seen
             )
         except Rejection as rejection:
             result.rejected.append(

@@ -76,6 +76,7 @@ class BlockMaker:
                 time_ms,
                 list(candidates[:limit]),
                 verified=verified,
+                checked=verified,  # mempool entries passed every stateless rule
             )
             accepted = [(a.entry, a.subjects) for a in result.accepted]
             staged = stage(view, height, accepted, result.writes)
@@ -117,6 +118,7 @@ class BlockMaker:
                 header.time,
                 list(block.entries),
                 verified=verified,
+                checked=verified,  # mempool entries passed every stateless rule
             )
             if result.rejected:
                 first = result.rejected[0]

@@ -96,6 +96,21 @@ def test_verified_ids_skip_the_signature_check(box: Sandbox) -> None:
     assert len(result.accepted) == 1
 
 
+def test_checked_ids_skip_every_stateless_rule_but_keep_the_stateful_ones(box: Sandbox) -> None:
+    # A checked id stands for an entry that passed check_entry_stateless on ingest: even
+    # its signature is not looked at again, but state (existence, status) still is.
+    issue = Entry(box.genesis.chain_id, "cert.issue", "CN", T0, cert_issue("CO-1"))
+    forged = issue.sign(seed_key("DE"))
+    result = execute_block(box.state, box.genesis, T0, [forged], checked={forged.id})
+    assert len(result.accepted) == 1
+    suspend = box.sign("CN", "cert.suspend", {"cert_id": "CO-9", "reason": "r"})
+    result = execute_block(box.state, box.genesis, T0, [suspend], checked={suspend.id})
+    assert [r.code for r in result.rejected] == ["not_found"]
+    stale = box.sign("CN", "cert.issue", cert_issue("CO-2"), ts=T0 - 10**9)
+    result = execute_block(box.state, box.genesis, T0, [stale], checked={stale.id})
+    assert [r.code for r in result.rejected] == ["stale"]
+
+
 def test_malformed_bytes_have_no_entry_id(box: Sandbox) -> None:
     result = box.run([b"\x81\xa1a\x01", b""])
     assert [(r.code, r.entry_id) for r in result.rejected] == [
