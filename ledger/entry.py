@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.codec import decode, encode
@@ -61,10 +61,11 @@ class SignedEntry:
     sig: bytes
     entry_bytes: bytes
     wire_bytes: bytes
+    # Computed once: the id is looked up many times per entry on a node's hot path.
+    id: bytes = field(init=False, compare=False, repr=False)
 
-    @property
-    def id(self) -> bytes:
-        return hashlib.sha256(self.entry_bytes).digest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", hashlib.sha256(self.entry_bytes).digest())
 
     @property
     def id_hex(self) -> str:
