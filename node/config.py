@@ -64,7 +64,7 @@ class Limits:
 class Timeouts:
     """Consensus timeouts (Tendermint: base + round * delta) and peer-link timings, in ms."""
 
-    propose_ms: int = 1000
+    propose_ms: int = 3000
     propose_delta_ms: int = 500
     prevote_ms: int = 1000
     prevote_delta_ms: int = 500
