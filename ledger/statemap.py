@@ -18,15 +18,19 @@ Persistence: the map reads through a ``get(raw key) -> bytes | None`` function (
 or a snapshot view) and an update *returns* its raw writes; it never writes itself.
 Inner nodes are stored at their position in the trie, so rewriting a path overwrites it
 in place with no deletes; a parent names its leaf children's keys, and a leaf's value is
-its only record, so walking the trie never reads a leaf. Inner-node records are cached
-by hash: a parent names its children by hash, so a cached record can never be stale.
+its only record, so walking the trie never reads a leaf. Parsed inner nodes are cached
+by position, and a cached node is used only if it has the hash its parent names, so it
+can never be stale for any view of any store.
+
+An update writes each node it creates as it creates it, at its position, so what is
+written depends on the old and new tries alone, never on what was cached.
 """
 
 from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ledger.errors import LedgerError, ProofError
@@ -61,7 +65,6 @@ _LEAF = b"\x02" + _VERSION
 _INNER = b"\x03" + _VERSION
 EMPTY_ROOT = hashlib.sha256(b"\x04" + _VERSION).digest()
 
-_REC_INNER = 1
 _sha256 = hashlib.sha256
 
 Getter = Callable[[bytes], "bytes | None"]
@@ -90,10 +93,6 @@ def _bit(key: bytes, index: int) -> int:
     return (key[index >> 3] >> (7 - (index & 7))) & 1
 
 
-def _int(key: bytes) -> int:
-    return int.from_bytes(key, "big")
-
-
 def _shared_bits(a: int, b: int) -> int:
     """How many leading bits two 256-bit keys (as integers) share."""
     return 256 - (a ^ b).bit_length()
@@ -105,140 +104,111 @@ def _prefix(key: int, bits: int) -> int:
     return (key >> shift) << shift
 
 
-def _split_key(key: int, bit: int) -> tuple[bytes]:
-    """The smallest key sharing ``key``'s first ``bit`` bits whose bit ``bit`` is 1, as a
-    1-tuple: it sorts before every (key, value) item with that key, for bisect."""
-    return ((_prefix(key, bit) | (1 << (255 - bit))).to_bytes(KEY_BYTES, "big"),)
-
-
 # A subtree as its parent sees it: (hash, leaf key) for a leaf, (hash, None) for an inner
 # node. Parents keep their leaf children's keys, so a walk never reads a leaf: a leaf's
 # only record is its value under ``x:state/v/<key>``.
 _Ref = tuple[bytes, "bytes | None"]
-_Pos = tuple[int, int]
-_Item = tuple[bytes, "bytes | None"]
-_INNER_BYTES = 2 + 3 * KEY_BYTES + 1
 
+# An inner node, parsed: (bit, left hash, left leaf key, right hash, right leaf key,
+# prefix, tail, hash). ``prefix`` is the keys' shared first ``bit`` bits as an integer
+# (the rest zero); ``tail`` is the end of its record (below), kept so that rehashing a
+# path rebuilds a record with one join. Plain tuples: an update makes ~7 per changed key.
+_Node = tuple[int, bytes, "bytes | None", bytes, "bytes | None", int, bytes, bytes]
 
-class _Inner:
-    """An inner node as read: where it is stored and its record, for moving it."""
-
-    __slots__ = ("bit", "hash", "left", "pos", "prefix", "record", "right")
-
-    def __init__(self, node_hash: bytes, pos: _Pos, record: bytes) -> None:
-        flags = record[_INNER_BYTES - 1] if len(record) >= _INNER_BYTES else 255
-        size = _INNER_BYTES + KEY_BYTES * ((flags & 1) + (flags >> 1))
-        if record[:1] != b"\x01" or flags > 3 or len(record) != size:
-            raise StateMapError(f"state node {node_hash.hex()[:16]}… has a malformed record")
-        at = _INNER_BYTES
-        left_key = right_key = None
-        if flags & 1:
-            left_key, at = record[at : at + KEY_BYTES], at + KEY_BYTES
-        if flags & 2:
-            right_key = record[at : at + KEY_BYTES]
-        self.hash = node_hash
-        self.pos = pos
-        self.record = record
-        self.bit = record[1]
-        self.prefix = _int(record[2:34])  # the keys' shared first ``bit`` bits, rest zero
-        self.left: _Ref = (record[34:66], left_key)
-        self.right: _Ref = (record[66:98], right_key)
-
-    def child_pos(self, side: int) -> _Pos:
-        return self.bit + 1, (self.prefix >> (255 - self.bit)) | side
-
-    def sub(self) -> _Sub:
-        return _Sub(self.hash, None, self.record, self.pos)
-
-    def child(self, side: int) -> _Sub:
-        node_hash, key = self.right if side else self.left
-        return _Sub(node_hash, key, None, None if key is not None else self.child_pos(side))
-
-
-class _Sub:
-    """A subtree during a batch: its hash; its key if it is a leaf; for an inner node
-    its record if known, and the position it is stored at now (None for a new node)."""
-
-    __slots__ = ("hash", "key", "origin", "record")
-
-    def __init__(
-        self, node_hash: bytes, key: bytes | None, record: bytes | None, origin: _Pos | None
-    ) -> None:
-        self.hash = node_hash
-        self.key = key
-        self.record = record
-        self.origin = origin
-
-
-def _slot(pos: _Pos) -> bytes:
-    """The raw key of the inner node at ``pos`` = (length, the keys' first ``length``
-    bits as an integer); length is its parent's split + 1, so a rewritten node
-    overwrites its old record in place."""
-    length, bits = pos
-    return NODE_PREFIX + length.to_bytes(2, "big") + bits.to_bytes((length + 7) // 8, "big")
-
-
-_RECORD_PREFIXES = tuple(bytes((_REC_INNER, bit)) for bit in range(256))
-
-
-def _inner_record(bit: int, prefix: int, left: _Ref, right: _Ref) -> bytes:
-    """bit, prefix, child hashes, a flag byte (1: left is a leaf, 2: right is), then the
-    leaf children's keys."""
-    left_key, right_key = left[1], right[1]
-    flags = (1 if left_key is not None else 0) | (2 if right_key is not None else 0)
-    return b"".join(
-        (
-            _RECORD_PREFIXES[bit],
-            prefix.to_bytes(KEY_BYTES, "big"),
-            left[0],
-            right[0],
-            _FLAG_BYTES[flags],
-            left_key or b"",
-            right_key or b"",
-        )
-    )
-
-
+# A record is the node's hash preimage, 0x03 0x01 || bit || L || R, then the tail:
+# flags (1: the left child is a leaf, 2: the right one is) || [left leaf key] ||
+# [right leaf key] || prefix, its first ``bit`` bits in ceil(bit / 8) bytes.
+_PREIMAGE_BYTES = len(_INNER) + 1 + 2 * KEY_BYTES
 _FLAG_BYTES = tuple(bytes((flags,)) for flags in range(4))
+_PREFIX_BYTES = tuple((bit + 7) // 8 for bit in range(256))
+_PREFIX_SHIFTS = tuple(256 - 8 * size for size in _PREFIX_BYTES)
+
+
+def _tail(bit: int, prefix: int, left_key: bytes | None, right_key: bytes | None) -> bytes:
+    flags = (1 if left_key is not None else 0) | (2 if right_key is not None else 0)
+    packed = (prefix >> _PREFIX_SHIFTS[bit]).to_bytes(_PREFIX_BYTES[bit], "big")
+    return b"".join((_FLAG_BYTES[flags], left_key or b"", right_key or b"", packed))
+
+
+def _record(node: _Node) -> bytes:
+    return b"".join((_INNER_PREFIXES[node[0]], node[1], node[3], node[6]))
+
+
+def _parse(node_hash: bytes, record: bytes) -> _Node:
+    """The node stored as ``record``, checked against the hash its parent gives it."""
+    flags = record[_PREIMAGE_BYTES] if len(record) > _PREIMAGE_BYTES else 255
+    if record[:2] != _INNER or flags > 3:
+        raise StateMapError(f"state node {node_hash.hex()[:16]}… has a malformed record")
+    bit, at = record[2], _PREIMAGE_BYTES + 1
+    left_key = right_key = None
+    if flags & 1:
+        left_key, at = record[at : at + KEY_BYTES], at + KEY_BYTES
+    if flags & 2:
+        right_key, at = record[at : at + KEY_BYTES], at + KEY_BYTES
+    if len(record) != at + _PREFIX_BYTES[bit]:
+        raise StateMapError(f"state node {node_hash.hex()[:16]}… has a malformed record")
+    if _sha256(record[:_PREIMAGE_BYTES]).digest() != node_hash:
+        raise StateMapError(f"state node {node_hash.hex()[:16]}… does not match its slot")
+    prefix = int.from_bytes(record[at:], "big") << _PREFIX_SHIFTS[bit]
+    if prefix != _prefix(prefix, bit):
+        raise StateMapError(f"state node {node_hash.hex()[:16]}… has a malformed prefix")
+    left, right = record[3:35], record[35:_PREIMAGE_BYTES]
+    return (bit, left, left_key, right, right_key, prefix, record[_PREIMAGE_BYTES:], node_hash)
+
+
+_SLOT_HEADS = tuple(NODE_PREFIX + bytes((length,)) for length in range(256))
+
+
+def _slot(length: int, region: int) -> bytes:
+    """The raw key of the inner node at position ``length`` (its parent's bit + 1, 0 for
+    the root) in the region of the keys whose first ``length`` bits are ``region``'s:
+    those bits as an integer, in ceil(length / 8) bytes. A node's position changes only
+    when a split appears or disappears above it, so a rewritten path overwrites itself."""
+    return _SLOT_HEADS[length] + (region >> (256 - length)).to_bytes(_PREFIX_BYTES[length], "big")
+
+
+def _child_slot(node: _Node, side: int) -> bytes:
+    """The slot of ``node``'s child on ``side``: its region is the node's prefix and side."""
+    length = node[0] + 1
+    region = (node[5] >> (256 - length)) | side
+    return _SLOT_HEADS[length] + region.to_bytes(_PREFIX_BYTES[length], "big")
 
 
 class NodeCache:
-    """Inner-node records by hash, so a warm walk reads nothing from LevelDB.
+    """Parsed inner nodes by slot, so a warm walk reads and parses nothing.
 
-    Keyed by content, hence never stale for any view of any store; nodes a batch
-    replaces are discarded, and the cache is cleared if it outgrows ``max_nodes``
-    (about 250 bytes each; a map of n keys has n - 1 inner nodes)."""
+    A walk uses a cached node only if it has the hash the parent names, so an entry is
+    never stale for any view of any store; a rewritten path replaces its entries in
+    place. The cache is cleared if it outgrows ``max_nodes`` (about 400 bytes each; a
+    map of n keys has n - 1 inner nodes)."""
 
     def __init__(self, max_nodes: int = 1_500_000) -> None:
         self.max_nodes = max_nodes
-        self._records: dict[bytes, bytes] = {}
+        self.nodes: dict[bytes, _Node] = {}
 
-    def get(self, node_hash: bytes) -> bytes | None:
-        return self._records.get(node_hash)
+    def get(self, slot: bytes, node_hash: bytes) -> _Node | None:
+        node = self.nodes.get(slot)
+        return node if node is not None and node[7] == node_hash else None
 
-    def put(self, node_hash: bytes, record: bytes) -> None:
-        if len(self._records) >= self.max_nodes:
-            self._records.clear()
-        self._records[node_hash] = record
+    def put(self, slot: bytes, node: _Node) -> None:
+        if len(self.nodes) >= self.max_nodes:
+            self.nodes.clear()
+        self.nodes[slot] = node
 
     def trim(self) -> None:
-        """Enforce the bound after a batch, whose hot loop writes past ``put``."""
-        if len(self._records) > self.max_nodes:
-            self._records.clear()
-
-    def discard(self, node_hash: bytes) -> None:
-        self._records.pop(node_hash, None)
+        """Enforce the bound after a batch, whose hot loop adds nodes past ``put``."""
+        if len(self.nodes) > self.max_nodes:
+            self.nodes.clear()
 
     def clear(self) -> None:
-        self._records.clear()
+        self.nodes.clear()
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self.nodes)
 
 
 DEFAULT_CACHE = NodeCache()
-ROOT_POS: _Pos = (0, 0)
-ROOT_SLOT = _slot(ROOT_POS)
+ROOT_SLOT = _slot(0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,12 +347,15 @@ class StateMap:
         if ref is None:
             return MapProof(key, None, None, ())
         steps: list[tuple[int, bytes]] = []
-        pos = ROOT_POS
+        slot = ROOT_SLOT
         while ref[1] is None:
-            node = self._load(ref[0], pos)
-            side = _bit(key, node.bit)
-            steps.append((node.bit, (node.left if side else node.right)[0]))
-            ref, pos = (node.right if side else node.left), node.child_pos(side)
+            node = self._node(ref[0], slot)
+            bit = node[0]
+            side = _bit(key, bit)
+            steps.append((bit, node[1] if side else node[3]))
+            ref = _child(node, side)
+            if ref[1] is None:
+                slot = _child_slot(node, side)
         leaf_key = ref[1]
         value = self._leaf_value(ref[0], leaf_key)
         if leaf_key == key:
@@ -404,38 +377,31 @@ class StateMap:
             _check_key(key)
             if value is not None and (not isinstance(value, bytes) or len(value) > MAX_VALUE_BYTES):
                 raise StateMapError(f"state value must be bytes of at most {MAX_VALUE_BYTES}")
-        items: list[_Item] = sorted(changes.items(), key=lambda item: item[0])
         old = self._root_ref()
-        if not items:
+        if not changes:
             return StateUpdate(EMPTY_ROOT if old is None else old[0], {})
-        batch = _Batch(self)
-        start = None
-        if old is not None:
-            start = _Sub(old[0], old[1], None, None if old[1] is not None else ROOT_POS)
-        new = batch.update(start, items, 0, len(items))
+        batch = _Batch(self, changes)
+        new = batch.update(old, ROOT_SLOT, 0, len(changes))
         if new is not None:
-            batch.place(new, ROOT_POS)
+            batch.place(new, ROOT_SLOT)
         writes = batch.writes()
         self._cache.trim()
         for key, value in changes.items():
             writes[VALUE_PREFIX + key] = value
-        new_ref = None if new is None else (new.hash, new.key)
-        if new_ref != old:
-            writes[ROOT_KEY] = None if new is None else new.hash + (new.key or b"")
-        return StateUpdate(EMPTY_ROOT if new is None else new.hash, writes)
+        if new != old:
+            writes[ROOT_KEY] = None if new is None else new[0] + (new[1] or b"")
+        return StateUpdate(EMPTY_ROOT if new is None else new[0], writes)
 
-    def _load(self, node_hash: bytes, pos: _Pos) -> _Inner:
-        record = self._cache.get(node_hash)
-        if record is None:
-            record = self._get(_slot(pos))
+    def _node(self, node_hash: bytes, slot: bytes) -> _Node:
+        """The inner node ``node_hash``, stored at ``slot``."""
+        node = self._cache.get(slot, node_hash)
+        if node is None:
+            record = self._get(slot)
             if record is None:
                 raise StateMapError(f"state node {node_hash.hex()[:16]}… is missing from the store")
-            node = _Inner(node_hash, pos, record)
-            if inner_hash(node.bit, node.left[0], node.right[0]) != node_hash:
-                raise StateMapError(f"state node {node_hash.hex()[:16]}… does not match its slot")
-            self._cache.put(node_hash, record)
-            return node
-        return _Inner(node_hash, pos, record)
+            node = _parse(node_hash, record)
+            self._cache.put(slot, node)
+        return node
 
 
 def _check_key(key: bytes) -> None:
@@ -443,189 +409,250 @@ def _check_key(key: bytes) -> None:
         raise StateMapError(f"state keys are {KEY_BYTES} bytes")
 
 
-class _Batch:
-    """One batch update: the recursive merge of sorted changes into the trie. Its
-    methods return the new subtree, None for an empty one. An inner node is written by
-    its parent, at the slot the parent gives it, and only if it is new or has moved."""
+# One step of a walk: the node, the side the walk took, the node's slot.
+_Step = tuple[_Node, int, bytes]
+# A leaf to build from: (key as an integer, key, leaf hash), sortable by the integer.
+_Leaf = tuple[int, bytes, bytes]
 
-    def __init__(self, owner: StateMap) -> None:
-        self._owner = owner
-        self._load = owner._load
-        self._cache = owner._cache
-        self._puts: dict[_Pos, bytes] = {}
-        self._vacated: list[_Pos] = []
+
+class _Batch:
+    """One batch update: the recursive merge of the sorted changes into the trie.
+
+    Its methods return the new subtree (None for an empty one) and write every node in
+    it at its slot, except its top node, whose slot only the caller knows: the caller
+    ``place``s it under the node it builds, or at the root. Until then a node this batch
+    created waits in ``pending`` with the slot of the stored node it replaces (None for
+    none); a stored node that a split above it or its sibling's removal may move waits
+    in ``moved`` with its slot. Slots left empty are deleted at the end, so the writes
+    depend on the old and new tries alone, never on what was cached."""
+
+    def __init__(self, owner: StateMap, changes: Mapping[bytes, bytes | None]) -> None:
+        self._node = owner._node
+        self._cached = owner._cache.nodes
+        self.keys = sorted(changes)
+        self.ints = [int.from_bytes(key, "big") for key in self.keys]
+        self.values = [changes[key] for key in self.keys]
+        self.pending: dict[bytes, tuple[_Node, bytes | None]] = {}
+        self.moved: dict[bytes, tuple[_Node, bytes | None]] = {}
+        self.vacated: list[bytes] = []
+        self.out: dict[bytes, bytes | None] = {}
 
     def writes(self) -> dict[bytes, bytes | None]:
-        puts = self._puts
-        out: dict[bytes, bytes | None] = {_slot(p): None for p in self._vacated if p not in puts}
-        for pos, record in puts.items():
-            out[_slot(pos)] = record
+        out = self.out
+        for slot in self.vacated:
+            out.setdefault(slot, None)
         return out
 
-    def place(self, sub: _Sub, pos: _Pos) -> None:
-        if sub.key is not None or sub.origin == pos:
-            return  # a leaf has no node record; an unmoved subtree stays as it is
-        record = sub.record
-        if record is None:
-            assert sub.origin is not None
-            record = self._load(sub.hash, sub.origin).record
-        self._puts[pos] = record
-        if sub.origin is not None:
-            self._vacated.append(sub.origin)
+    def place(self, ref: _Ref, slot: bytes) -> None:
+        """Put the subtree ``ref`` at ``slot``: write its top node there if it is new or
+        has moved (a leaf has no record; the rest of the subtree is written already)."""
+        node_hash, leaf_key = ref
+        if leaf_key is not None:
+            return
+        entry = self.pending.pop(node_hash, None)
+        if entry is None:
+            entry = self.moved.get(node_hash)
+            if entry is None or entry[1] == slot:
+                return  # a stored node that stays where it is
+        node, stored = entry
+        self._cached[slot] = node
+        self.out[slot] = _record(node)
+        if stored is not None and stored != slot:
+            self.vacated.append(stored)
 
-    def _drop(self, node: _Inner) -> None:
-        self._vacated.append(node.pos)
-        self._cache.discard(node.hash)
-
-    def _emit(self, bit: int, prefix: int, left: _Sub, right: _Sub) -> _Sub:
-        base = prefix >> (255 - bit)
-        if left.key is None:
-            self.place(left, (bit + 1, base))
-        if right.key is None:
-            self.place(right, (bit + 1, base | 1))
-        node_hash = _sha256(_INNER_PREFIXES[bit] + left.hash + right.hash).digest()
-        record = _inner_record(bit, prefix, (left.hash, left.key), (right.hash, right.key))
-        self._cache.put(node_hash, record)
-        return _Sub(node_hash, None, record, None)
-
-    def _join(self, bit: int, prefix: int, left: _Sub | None, right: _Sub | None) -> _Sub | None:
-        if left is None:
-            return right
-        if right is None:
-            return left
-        return self._emit(bit, prefix, left, right)
-
-    def update(self, sub: _Sub | None, items: Sequence[_Item], lo: int, hi: int) -> _Sub | None:
-        """The subtree ``sub`` changed by items[lo:hi] (non-empty), all of which share
-        the position's prefix."""
-        if sub is None:
-            return self.build([it for it in items[lo:hi] if it[1] is not None])
+    def update(self, ref: _Ref | None, slot: bytes, lo: int, hi: int) -> _Ref | None:
+        """The subtree ``ref``, stored at ``slot``, changed by the batch's items lo..hi - 1
+        (at least one), all within that slot's region."""
+        if ref is None:
+            return self._build(self._leaves(lo, hi))
         if hi - lo == 1:
-            return self._update_one(sub, items[lo][0], items[lo][1])
-        if sub.key is not None:
-            return self._merge_leaf(sub, sub.key, items, lo, hi)
-        assert sub.origin is not None
-        return self._merge_inner(self._load(sub.hash, sub.origin), items, lo, hi)
+            return self._update_one(ref, slot, lo)
+        if ref[1] is not None:
+            return self._merge_leaf(ref, lo, hi)
+        return self._merge_inner(self._node(ref[0], slot), slot, lo, hi)
 
-    def _update_one(self, sub: _Sub, key: bytes, value: bytes | None) -> _Sub | None:
-        """The common case below the shared top of a batch: one key, one path."""
-        k = _int(key)
-        path: list[tuple[_Inner, int, _Pos]] = []  # node, side taken, that child's position
-        bottom = sub
-        other = 0  # the key of the leaf, or the prefix of the subtree, the key stops at
-        if sub.key is None:
-            assert sub.origin is not None
-            node = self._load(sub.hash, sub.origin)
-            while True:
-                bit = node.bit
-                if (k ^ node.prefix) >> (256 - bit):
-                    bottom, other = node.sub(), node.prefix  # the key leaves this subtree
-                    break
-                side = (k >> (255 - bit)) & 1
-                child_hash, child_key = node.right if side else node.left
-                pos = (bit + 1, (node.prefix >> (255 - bit)) | side)
-                path.append((node, side, pos))
-                if child_key is not None:
-                    bottom = _Sub(child_hash, child_key, None, None)
-                    break
-                node = self._load(child_hash, pos)
-        new: _Sub | None
-        if bottom.key == key:
-            new = None if value is None else _Sub(leaf_hash(key, value), key, None, None)
+    def _leaves(self, lo: int, hi: int) -> list[_Leaf]:
+        keys, ints, values = self.keys, self.ints, self.values
+        return [
+            (ints[i], keys[i], leaf_hash(keys[i], value))
+            for i in range(lo, hi)
+            if (value := values[i]) is not None
+        ]
+
+    def _update_one(self, ref: _Ref, slot: bytes, index: int) -> _Ref | None:
+        """The common case below the shared top of a batch: one key, one path. The walk
+        follows the key's bits down to a leaf without checking prefixes (crit-bit
+        insertion, as in Bernstein's qhasm crit-bit trees); where the key leaves the trie
+        follows from the first bit in which it differs from that leaf."""
+        k, cached = self.ints[index], self._cached
+        heads, sizes = _SLOT_HEADS, _PREFIX_BYTES
+        path: list[_Step] = []
+        node_hash, leaf_key = ref
+        while leaf_key is None:
+            node = cached.get(slot)
+            if node is None or node[7] != node_hash:
+                node = self._node(node_hash, slot)
+            bit = node[0]
+            side = (k >> (255 - bit)) & 1
+            path.append((node, side, slot))
+            node_hash, leaf_key = (node[3], node[4]) if side else (node[1], node[2])
+            if leaf_key is None:
+                region = (node[5] >> (255 - bit)) | side
+                slot = heads[bit + 1] + region.to_bytes(sizes[bit + 1], "big")
+        return self._change_leaf(ref, path, (node_hash, leaf_key), index)
+
+    def _change_leaf(self, ref: _Ref, path: list[_Step], leaf: _Ref, index: int) -> _Ref | None:
+        """The subtree ``ref`` with item ``index`` applied at the end of ``path`` (the walk
+        down from ``ref``), which ends at ``leaf``."""
+        k, key, value = self.ints[index], self.keys[index], self.values[index]
+        depth = len(path)
+        new: _Ref | None
+        if leaf[1] == key:
+            new = None if value is None else (leaf_hash(key, value), key)
+            if new == leaf:
+                return ref  # the same value again
         elif value is None:
-            return sub  # deleting an absent key changes nothing
+            return ref  # deleting an absent key
         else:
-            split = _shared_bits(k, _int(bottom.key) if bottom.key is not None else other)
-            leaf = _Sub(leaf_hash(key, value), key, None, None)
-            pair = (bottom, leaf) if (k >> (255 - split)) & 1 else (leaf, bottom)
-            new = self._emit(split, _prefix(k, split), *pair)
-        return self._rebuild(path, new)
+            split = _shared_bits(k, int.from_bytes(leaf[1] or b"", "big"))
+            while depth and path[depth - 1][0][0] > split:
+                depth -= 1
+            below = leaf
+            if depth < len(path):
+                node, _, slot = path[depth]
+                below = (node[7], None)
+                self.moved[node[7]] = (node, slot)  # one split down
+            ours = (leaf_hash(key, value), key)
+            pair = (below, ours) if (k >> (255 - split)) & 1 else (ours, below)
+            new = self._new_node(split, _prefix(k, split), *pair)
+        if depth and new is not None and new[1] is None:
+            self.place(new, _child_slot(path[depth - 1][0], path[depth - 1][1]))
+        return self._rebuild(path, depth, new)
 
-    def _rebuild(self, path: list[tuple[_Inner, int, _Pos]], new: _Sub | None) -> _Sub | None:
-        """Rehash a path bottom-up around its new bottom subtree. The hot loop of an
-        update: each node keeps its split, prefix, position and untouched sibling."""
-        vacated, records, puts = self._vacated, self._cache._records, self._puts
-        if path:
-            # The new top may land elsewhere (the caller may collapse a split above it);
-            # every lower node's replacement is written over it, one level up, below.
-            vacated.append(path[0][0].pos)
-        for node, side, pos in reversed(path):
-            records.pop(node.hash, None)
-            if new is None:
-                vacated.append(node.pos)  # its sibling, or nothing (a leaf), moves up
-                new = node.child(1 - side)
+    def _rebuild(self, path: list[_Step], depth: int, new: _Ref | None) -> _Ref | None:
+        """Rehash path[:depth] bottom-up around its new bottom subtree ``new``. The hot
+        loop of an update: each node keeps its split, prefix, slot and untouched sibling,
+        and its record's tail unless a child turned from leaf to node or back; its parent
+        is rebuilt in place too, so it is written and cached where it was at once."""
+        cached, out = self._cached, self.out
+        for i in range(depth - 1, -1, -1):
+            node, side, slot = path[i]
+            if new is None:  # its other child takes its place
+                new = self._lift(node, slot, 1 - side, _child(node, 1 - side))
+                if i and new is not None:
+                    self.place(new, slot)
                 continue
-            if new.key is None:
-                if new.origin is None and new.record is not None:
-                    puts[pos] = new.record  # the usual case: the node rebuilt one level down
-                else:
-                    self.place(new, pos)
-            bit, old = node.bit, node.record
+            bit, left, left_key, right, right_key, prefix, tail, _ = node
             if side:
-                node_hash = _sha256(_INNER_PREFIXES[bit] + node.left[0] + new.hash).digest()
-                if node.right[1] == new.key:  # same kind of child: splice in its hash
-                    record = old[:66] + new.hash + old[98:]
-                else:
-                    record = _inner_record(bit, node.prefix, node.left, (new.hash, new.key))
+                if new[1] != right_key:
+                    tail = _tail(bit, prefix, left_key, new[1])
+                right, right_key = new
             else:
-                node_hash = _sha256(_INNER_PREFIXES[bit] + new.hash + node.right[0]).digest()
-                if node.left[1] == new.key:
-                    record = old[:34] + new.hash + old[66:]
-                else:
-                    record = _inner_record(bit, node.prefix, (new.hash, new.key), node.right)
-            records[node_hash] = record
-            new = _Sub(node_hash, None, record, None)
+                if new[1] != left_key:
+                    tail = _tail(bit, prefix, new[1], right_key)
+                left, left_key = new
+            preimage = _INNER_PREFIXES[bit] + left + right
+            new_hash = _sha256(preimage).digest()
+            node = (bit, left, left_key, right, right_key, prefix, tail, new_hash)
+            if i:
+                cached[slot] = node
+                out[slot] = preimage + tail
+            else:
+                self.pending[new_hash] = (node, slot)
+            new = (new_hash, None)
         return new
 
-    def _merge_leaf(
-        self, sub: _Sub, leaf_key: bytes, items: Sequence[_Item], lo: int, hi: int
-    ) -> _Sub | None:
-        at = bisect_left(items, (leaf_key,), lo, hi)
-        merged = [it for it in items[lo:hi] if it[1] is not None]
-        if at == hi or items[at][0] != leaf_key:
-            value = self._owner._leaf_value(sub.hash, leaf_key)
-            merged.insert(bisect_left(merged, (leaf_key,)), (leaf_key, value))
-        return self.build(merged)
+    def _lift(self, node: _Node, slot: bytes, side: int, child: _Ref | None) -> _Ref | None:
+        """``node``, stored at ``slot``, is left with one child, ``child`` on ``side``
+        (or none), which takes its place: a stored child moves up."""
+        self.vacated.append(slot)
+        if child is not None and child[1] is None and child == _child(node, side):
+            child_slot = _child_slot(node, side)
+            self.moved[child[0]] = (self._node(child[0], child_slot), child_slot)
+        return child
 
-    def _merge_inner(self, node: _Inner, items: Sequence[_Item], lo: int, hi: int) -> _Sub | None:
-        shared = min(
-            _shared_bits(node.prefix, _int(items[lo][0])),
-            _shared_bits(node.prefix, _int(items[hi - 1][0])),
-        )
-        if shared >= node.bit:
-            mid = bisect_left(items, _split_key(node.prefix, node.bit), lo, hi)
-            left, right = node.child(0), node.child(1)
-            new_left = self.update(left, items, lo, mid) if lo < mid else left
-            new_right = self.update(right, items, mid, hi) if mid < hi else right
-            if (new_left, new_right) == (left, right):
-                return node.sub()
-            self._drop(node)
-            return self._join(node.bit, node.prefix, new_left, new_right)
-        # Some changes leave this node's prefix at bit ``shared``: they form a new
-        # sibling subtree, and this node moves one split down (changed only by the
-        # changes that stay within its prefix, which the recursion accounts for).
-        mid = bisect_left(items, _split_key(node.prefix, shared), lo, hi)
-        prefix = _prefix(node.prefix, shared)
-        if (node.prefix >> (255 - shared)) & 1:
-            fresh = self.build([it for it in items[lo:mid] if it[1] is not None])
-            same = self._merge_inner(node, items, mid, hi) if mid < hi else node.sub()
-            return self._join(shared, prefix, fresh, same)
-        fresh = self.build([it for it in items[mid:hi] if it[1] is not None])
-        same = self._merge_inner(node, items, lo, mid) if lo < mid else node.sub()
-        return self._join(shared, prefix, same, fresh)
+    def _new_node(self, bit: int, prefix: int, left: _Ref, right: _Ref) -> _Ref:
+        tail = _tail(bit, prefix, left[1], right[1])
+        new_hash = _sha256(_INNER_PREFIXES[bit] + left[0] + right[0]).digest()
+        node = (bit, *left, *right, prefix, tail, new_hash)
+        if left[1] is None:
+            self.place(left, _child_slot(node, 0))
+        if right[1] is None:
+            self.place(right, _child_slot(node, 1))
+        self.pending[new_hash] = (node, None)
+        return new_hash, None
 
-    def build(self, items: Sequence[_Item]) -> _Sub | None:
-        """A fresh subtree of sorted (key, value) items, values all set."""
-        return self._build(items, 0, len(items)) if items else None
+    def _merge_inner(self, node: _Node, slot: bytes, lo: int, hi: int) -> _Ref | None:
+        bit, prefix, ints = node[0], node[5], self.ints
+        # Sorted, so the first and last items leave the prefix first, if any does.
+        differ = max((prefix ^ ints[lo]).bit_length(), (prefix ^ ints[hi - 1]).bit_length())
+        if differ > 256 - bit:
+            return self._split_above(node, slot, 256 - differ, lo, hi)
+        mid = bisect_left(ints, prefix | (1 << (255 - bit)), lo, hi)
+        left, right = _child(node, 0), _child(node, 1)
+        # A child of the last bit is a leaf, whose slot is never used: b"" stands in.
+        left_slot = right_slot = b""
+        if bit < 255:
+            left_slot, right_slot = _child_slot(node, 0), _child_slot(node, 1)
+        new_left = self.update(left, left_slot, lo, mid) if lo < mid else left
+        new_right = self.update(right, right_slot, mid, hi) if mid < hi else right
+        if new_left == left and new_right == right:
+            return node[7], None
+        if new_left is None:
+            return self._lift(node, slot, 1, new_right)
+        if new_right is None:
+            return self._lift(node, slot, 0, new_left)
+        self.place(new_left, left_slot)
+        self.place(new_right, right_slot)
+        tail = node[6]
+        if new_left[1] != left[1] or new_right[1] != right[1]:
+            tail = _tail(bit, prefix, new_left[1], new_right[1])
+        new_hash = _sha256(_INNER_PREFIXES[bit] + new_left[0] + new_right[0]).digest()
+        self.pending[new_hash] = ((bit, *new_left, *new_right, prefix, tail, new_hash), slot)
+        return new_hash, None
 
-    def _build(self, items: Sequence[_Item], lo: int, hi: int) -> _Sub:
+    def _split_above(self, node: _Node, slot: bytes, shared: int, lo: int, hi: int) -> _Ref | None:
+        """Some changes leave ``node``'s prefix at bit ``shared``: they form a new sibling
+        subtree under a new split there, and the node moves one split down (changed only
+        by the changes that stay within its prefix)."""
+        prefix = node[5]
+        top = _prefix(prefix, shared)
+        mid = bisect_left(self.ints, top | (1 << (255 - shared)), lo, hi)
+        on_right = (prefix >> (255 - shared)) & 1
+        same_lo, same_hi = (mid, hi) if on_right else (lo, mid)
+        other = self._build(self._leaves(lo, mid) if on_right else self._leaves(mid, hi))
+        same: _Ref | None = (node[7], None)
+        if same_lo < same_hi:
+            same = self._merge_inner(node, slot, same_lo, same_hi)
+        if other is None or same is None:
+            return same or other
+        if same == (node[7], None):
+            self.moved[node[7]] = (node, slot)
+        return self._new_node(shared, top, *((other, same) if on_right else (same, other)))
+
+    def _merge_leaf(self, ref: _Ref, lo: int, hi: int) -> _Ref | None:
+        leaves = self._leaves(lo, hi)
+        leaf_int = int.from_bytes(ref[1] or b"", "big")
+        at = bisect_left(self.ints, leaf_int, lo, hi)
+        if at == hi or self.ints[at] != leaf_int:  # untouched: kept as it is, by its hash
+            leaves.insert(bisect_left(leaves, (leaf_int,)), (leaf_int, ref[1] or b"", ref[0]))
+        return self._build(leaves)
+
+    def _build(self, leaves: list[_Leaf]) -> _Ref | None:
+        """A new subtree of sorted leaves."""
+        return self._build_range(leaves, 0, len(leaves)) if leaves else None
+
+    def _build_range(self, leaves: list[_Leaf], lo: int, hi: int) -> _Ref:
         if hi - lo == 1:
-            key, value = items[lo]
-            assert value is not None
-            return _Sub(leaf_hash(key, value), key, None, None)
-        first = _int(items[lo][0])
-        bit = _shared_bits(first, _int(items[hi - 1][0]))
-        mid = bisect_left(items, _split_key(first, bit), lo, hi)
-        left = self._build(items, lo, mid)
-        right = self._build(items, mid, hi)
-        return self._emit(bit, _prefix(first, bit), left, right)
+            _, key, hash_ = leaves[lo]
+            return hash_, key
+        first = leaves[lo][0]
+        bit = _shared_bits(first, leaves[hi - 1][0])
+        prefix = _prefix(first, bit)
+        mid = bisect_left(leaves, (prefix | (1 << (255 - bit)),), lo, hi)
+        left = self._build_range(leaves, lo, mid)
+        return self._new_node(bit, prefix, left, self._build_range(leaves, mid, hi))
+
+
+def _child(node: _Node, side: int) -> _Ref:
+    return (node[3], node[4]) if side else (node[1], node[2])

@@ -147,6 +147,12 @@ def _subject_digests(subjects: Sequence[Sequence[str]]) -> list[list[bytes]]:
 
 
 def _check_extra(items: Mapping[bytes, bytes | None]) -> None:
+    # A block's state-map writes run to tens of thousands of keys: check them in bulk and
+    # only walk the items one by one to name the offender.
+    keys_ok = all(type(k) is bytes and k.startswith(EXTRA_PREFIX) for k in items)
+    values_ok = all(v is None or type(v) is bytes for v in items.values())
+    if keys_ok and values_ok:
+        return
     for key, value in items.items():
         if not isinstance(key, bytes) or not key.startswith(EXTRA_PREFIX):
             raise StoreError(f"extra key {key!r} must be bytes starting with {EXTRA_PREFIX!r}")
@@ -587,6 +593,7 @@ class Store(_Reader):
 
 
 _BLOCK_CACHE_BYTES = 128 * 1024 * 1024
+_WRITE_BUFFER_BYTES = 64 * 1024 * 1024
 
 
 def _open_db(path: Path) -> Any:
@@ -598,6 +605,9 @@ def _open_db(path: Path) -> Any:
             create_if_missing=True,
             bloom_filter_bits=10,
             lru_cache_size=_BLOCK_CACHE_BYTES,
+            # A block rewrites many state-map nodes; a larger memtable lets LevelDB absorb
+            # several blocks' overwrites before compacting them.
+            write_buffer_size=_WRITE_BUFFER_BYTES,
         )
     except plyvel.IOError as exc:
         message = exc.args[0] if exc.args else b""

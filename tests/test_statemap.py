@@ -365,3 +365,48 @@ def test_stale_cache_entries_cannot_mislead_a_view() -> None:
     root_b = StateMap(b.data.get, cache).root()
     assert verify_proof(root_b, ka, StateMap(b.data.get, cache).prove(ka)) is None
     assert len(cache) <= 10
+
+
+def test_node_records_open_with_their_hash_preimage() -> None:
+    # docs/protocol.md §2.4: a record starts with the 67 bytes its hash is taken over.
+    keys = [bytes([0xA0 | n]) + hashlib.sha256(b"%d" % n).digest()[1:] for n in range(16)]
+    kv, root = load([{key: b"v" for key in keys}])
+    assert ROOT_SLOT == NODE_PREFIX + b"\x00"
+    record = kv.data[ROOT_SLOT]
+    assert hashlib.sha256(record[:67]).digest() == root
+    assert record[:3] == b"\x03\x01\x04"  # the keys share their first four bits
+    assert record[-1:] == b"\xa0"  # ... which end the record, in one byte
+
+
+def test_a_record_with_a_bad_prefix_is_refused() -> None:
+    keys = [bytes([0xA0 | n]) + hashlib.sha256(b"%d" % n).digest()[1:] for n in range(16)]
+    kv, _ = load([{key: b"v" for key in keys}])
+    kv.data[ROOT_SLOT] = kv.data[ROOT_SLOT][:-1] + b"\xa1"  # a bit past the split
+    with pytest.raises(StateMapError, match="malformed prefix"):
+        kv.map().prove(keys[0])
+    kv.data[ROOT_SLOT] = kv.data[ROOT_SLOT][:-1]  # the prefix byte missing
+    with pytest.raises(StateMapError, match="malformed"):
+        kv.map().prove(keys[0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_large_mixed_batches_write_what_a_fresh_build_writes(seed: int) -> None:
+    # Hundreds of keys per batch, so a batch shares the top of the trie, splits above
+    # stored nodes and collapses them; a warm cache and a cold one must agree.
+    rng = random.Random(seed)
+    pool = [hashlib.sha256(b"%d/%d" % (seed, n)).digest() for n in range(600)]
+    batch_list: list[dict[bytes, bytes | None]] = [
+        {
+            rng.choice(pool): None if rng.random() < 0.3 else b"%d" % rng.randrange(4)
+            for _ in range(rng.choice([1, 50, 400]))
+        }
+        for _ in range(6)
+    ]
+    warm, warm_root = load(batch_list, NodeCache())
+    cold, cold_root = load(batch_list)
+    items = final(batch_list)
+    assert warm_root == cold_root == reference_root(items)
+    assert warm.data == cold.data == load([dict[bytes, bytes | None](items)])[0].data
+    state_map = warm.map()
+    for key in pool[:100]:
+        assert verify_proof(warm_root, key, state_map.prove(key)) == items.get(key)
