@@ -174,8 +174,10 @@ def test_rejects_non_bytes_input() -> None:
 
 hostile = st.recursive(
     scalars | st.floats(allow_nan=False) | st.just(msgpack.Timestamp(0, 0)),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=4) | st.integers(0, 3), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=4) | st.integers(0, 3), children, max_size=4)
+    ),
     max_leaves=40,
 )
 
