@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import ledger.store as store_module
 from contracts import CODES, certificate, shipment
 from contracts import certificates as certs
 from contracts import shipments as ships
@@ -221,7 +222,6 @@ def test_step_options_chain_sign_with_block_time_replay(tmp_path: Path) -> None:
 def test_store_writes_a_verifiable_ledger(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store_mod = pytest.importorskip("ledger.store")
     source = ROOT / "tests" / "vectors" / "shipment_events.json"
     vector = load_vector(source)
     memory = MemorySink()
@@ -233,7 +233,7 @@ def test_store_writes_a_verifiable_ledger(
     genesis = Genesis.from_json_bytes((out / "genesis.json").read_bytes())
     assert genesis.hash == vector.genesis.hash
     accepted = sum(1 for s in vector.steps if s.expect == ACCEPT)
-    with store_mod.Store.open(out / "ledger", genesis) as store:
+    with store_module.Store.open(out / "ledger", genesis) as store:
         assert store.height == accepted and store.log_size() == accepted
         prev = bytes(32)
         for height in range(1, store.height + 1):

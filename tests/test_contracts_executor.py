@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ledger.chain as chain
+import ledger.store as store_module
 from contracts import (
     CODES,
     MemoryState,
@@ -246,8 +248,6 @@ def _all_ids() -> _Everything:
 
 
 def test_executor_over_a_real_leveldb_store(tmp_path: Path) -> None:
-    store_mod = pytest.importorskip("ledger.store")
-    chain = pytest.importorskip("ledger.chain")
     from ledger.block import PRECOMMIT, Commit, Vote, commit_signatures
 
     box = Sandbox()
@@ -289,7 +289,7 @@ def test_executor_over_a_real_leveldb_store(tmp_path: Path) -> None:
         return result
 
     issue = box.sign("CN", "cert.issue", cert_issue("CO-1"))
-    with store_mod.Store.open(tmp_path / "ledger", genesis) as store:
+    with store_module.Store.open(tmp_path / "ledger", genesis) as store:
         first = commit(store, [issue], T0)
         assert len(first.accepted) == 1
         second = commit(
@@ -299,7 +299,7 @@ def test_executor_over_a_real_leveldb_store(tmp_path: Path) -> None:
         )
         assert [r.code for r in second.rejected] == ["duplicate"]
         assert len(second.accepted) == 1
-    with store_mod.Store.open(tmp_path / "ledger", genesis) as reopened:
+    with store_module.Store.open(tmp_path / "ledger", genesis) as reopened:
         record = certificate(StoreState(reopened), "CO-1")
         assert record is not None and record["status"] == "active"
         assert reopened.subject_count("cert/CO-1") == 2  # issued, then cited
