@@ -208,3 +208,24 @@ def test_restart_keeps_the_precommits_that_moved_it_to_its_round() -> None:
     relayed = {(m.sender, m.round) for m in restored.gossip_messages() if isinstance(m, SignedVote)}
     # Peers still in round 0 get the 2f+1 precommits that justify round 1.
     assert {("DE", 0), ("NL", 0), ("US", 0), ("CN", 1)} <= relayed
+
+
+def test_restart_keeps_the_polka_behind_its_lock() -> None:
+    # Lines 36-43: a validator locks on A on 2f+1 prevotes. If it (and every honest
+    # peer) restarts later, those prevotes must survive with the lock: a proposal of A
+    # carries pol_round 0, and line 28 accepts it only with that polka in hand.
+    # (The simulator's seed 8902 at n=4, B=1 stalled forever without this.)
+    core = ConsensusCore(CHAIN_ID, "CN", member_key("CN"))
+    core.step(StartHeight(1, VALS))
+    lock_on(core, 0, A)
+    feed(core, vote(PRECOMMIT, 0, None, "DE"), vote(PRECOMMIT, 0, None, "NL"))
+    feed(core, TimeoutFired(Timeout("precommit", 1, 0)))
+    out = feed(core, TimeoutFired(Timeout("propose", 1, 1)))  # prevote in round 1
+    restored, _ = _restart(out.persist)
+    assert (restored.locked_round, restored.valid_round, restored.valid_value) == (0, 0, A)
+    polka = {
+        (m.sender, m.vote.block)
+        for m in restored.gossip_messages()
+        if isinstance(m, SignedVote) and m.vote.type == PREVOTE and m.round == 0
+    }
+    assert {("DE", A), ("NL", A), ("CN", A)} <= polka
