@@ -8,6 +8,8 @@ node. After a crash the core is rebuilt from it, so it:
 - keeps its lock (lockedValue / lockedRound): a restarted node that forgot a lock could
   prevote against a value it precommitted (the "amnesia" attack on BFT locking);
 - keeps the messages it signed at this height, to send them again;
+- keeps the 2f+1 prevotes behind its validValue (its polka), so that a proposal of a
+  locked value can still pass line 28 after every honest validator restarted;
 - keeps the peers' messages that moved it into its current round (2f+1 precommits of
   the round before, or f+1 messages of this round), so that after a restart it can
   still hand peers the evidence they need to follow it there (liveness).
