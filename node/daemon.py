@@ -24,7 +24,7 @@ from contracts import Rejection, check_entry_stateless
 from ledger.block import Block, Commit
 from ledger.chain import StagedBlock
 from ledger.entry import SignedEntry, decode_wire
-from ledger.errors import EntryError
+from ledger.errors import BlockFormatError, EntryError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.store import Store
@@ -331,7 +331,7 @@ class Node:
     def _on_commit(self, peer: str, payload: bytes) -> None:
         try:
             commit = Commit.decode(payload)
-        except Exception as exc:
+        except BlockFormatError as exc:
             self.peer_fault(peer, "commit", exc)
             return
         if commit.height >= self.host.core.height:
