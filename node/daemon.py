@@ -365,25 +365,6 @@ async def _bounded(what: str, step: Awaitable[object]) -> None:
             log.warning("shutdown: still running %s at %s", other.get_name(), where)
 
 
-def status_snapshot(node: Node) -> dict[str, Any]:
-    head = node.store.head_header()
-    return {
-        "chain_id": node.genesis.chain_id,
-        "genesis_hash": node.genesis.hash_hex,
-        "member": node.member_id,
-        "height": node.store.height,
-        "head_hash": head.hash().hex() if head else None,
-        "head_time": head.time if head else None,
-        "round": node.host.core.round,
-        "validators": list(node.genesis.validators.ids),
-        "peers": [
-            {"id": p.id, "connected": p.connected, "height": p.height} for p in node.peers.peers()
-        ],
-        "mempool": len(node.mempool),
-        "syncing": node.sync.syncing,
-    }
-
-
 async def serve(config: NodeConfig, genesis: Genesis, key: SigningKey) -> int:
     node = Node(config, genesis, key)
     stop = asyncio.Event()

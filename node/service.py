@@ -115,9 +115,24 @@ class Service:
         return block_json(block, commit)
 
     def status(self) -> dict[str, Any]:
-        from node.daemon import status_snapshot
-
-        return status_snapshot(self.node)
+        node = self.node
+        head = node.store.head_header()
+        return {
+            "chain_id": node.genesis.chain_id,
+            "genesis_hash": node.genesis.hash_hex,
+            "member": node.member_id,
+            "height": node.store.height,
+            "head_hash": head.hash().hex() if head else None,
+            "head_time": head.time if head else None,
+            "round": node.host.core.round,
+            "validators": list(node.genesis.validators.ids),
+            "peers": [
+                {"id": p.id, "connected": p.connected, "height": p.height}
+                for p in node.peers.peers()
+            ],
+            "mempool": len(node.mempool),
+            "syncing": node.sync.syncing,
+        }
 
     def metrics(self) -> tuple[bytes, str]:
         node = self.node
