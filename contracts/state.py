@@ -104,9 +104,12 @@ class Record:
         self._raw = None
 
     def encode(self) -> bytes:
+        # Top-level keys in canonical order (nested values come from canonical entries
+        # already), so ``encode`` takes its quick path instead of rebuilding the record.
         if self._raw is None:
-            self._raw = encode(self._body)
-        return encode({**self.head, "body": self._raw})
+            assert self._body is not None
+            self._raw = encode(dict(sorted(self._body.items())))
+        return encode(dict(sorted({**self.head, "body": self._raw}.items())))
 
     def to_json(self) -> dict[str, Any]:
         return {**self.body, **self.head}

@@ -27,6 +27,14 @@ _INT_MAX = 2**64 - 1
 
 def encode(obj: object) -> bytes:
     """Encode ``obj`` canonically; raise CodecError for anything outside the data model."""
+    # Values the node builds itself are usually canonical already (sorted keys, plain
+    # types): checking that is cheaper than rebuilding them and packs the same bytes.
+    # Anything the quick path cannot pack goes the long way for the precise error.
+    if type(obj) in _CONTAINERS and _plainly_canonical(obj, 0):
+        try:
+            return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        except (OverflowError, UnicodeEncodeError, ValueError, TypeError):
+            pass
     try:
         return msgpack.packb(_canonical(obj, 0), use_bin_type=True)  # type: ignore[no-any-return]
     except (OverflowError, UnicodeEncodeError, ValueError, TypeError) as exc:
@@ -36,20 +44,33 @@ def encode(obj: object) -> bytes:
 def _canonical(obj: object, depth: int) -> object:
     if depth > MAX_DEPTH:
         raise CodecError(f"nesting deeper than {MAX_DEPTH}")
-    if obj is None or isinstance(obj, (bool, str, bytes)):
+    # Exact types first (the common case, one comparison each); subclasses and buffers
+    # take the general checks below.
+    kind = type(obj)
+    if kind is str or kind is bytes or kind is bool or obj is None:
+        return obj
+    if kind is int:
+        if not _INT_MIN <= obj <= _INT_MAX:  # type: ignore[operator]
+            raise CodecError(f"integer {obj} outside -2**63 .. 2**64-1")
+        return obj
+    if kind is dict:
+        for key in obj:  # type: ignore[attr-defined]
+            if type(key) is not str:
+                raise CodecError(f"map key {key!r} is not a str")
+        # Sorting str by code point equals sorting their UTF-8 encodings byte-wise.
+        return {key: _canonical(obj[key], depth + 1) for key in sorted(obj)}  # type: ignore[index, call-overload]
+    if kind is list or kind is tuple:
+        return [_canonical(item, depth + 1) for item in obj]  # type: ignore[attr-defined]
+    if isinstance(obj, (bool, str, bytes)):
         return obj
     if isinstance(obj, int):
         if not _INT_MIN <= obj <= _INT_MAX:
             raise CodecError(f"integer {obj} outside -2**63 .. 2**64-1")
         return obj
     if isinstance(obj, dict):
-        for key in obj:
-            if type(key) is not str:
-                raise CodecError(f"map key {key!r} is not a str")
-        # Sorting str by code point equals sorting their UTF-8 encodings byte-wise.
-        return {key: _canonical(obj[key], depth + 1) for key in sorted(obj)}
+        return _canonical(dict(obj), depth)
     if isinstance(obj, (list, tuple)):
-        return [_canonical(item, depth + 1) for item in obj]
+        return _canonical(list(obj), depth)
     if isinstance(obj, (bytearray, memoryview)):
         return bytes(obj)
     raise CodecError(f"type {type(obj).__name__} is not in the canonical data model")

@@ -195,3 +195,32 @@ def test_fast_path_agrees_with_the_precise_check(value: object) -> None:
     assert not fast or precise  # the fast path never accepts what the check refuses
     if isinstance(value, (dict, list)):
         assert fast == precise
+
+
+encodable = st.recursive(
+    scalars
+    | st.integers(min_value=2**64, max_value=2**70)
+    | st.text(alphabet="\ud800", max_size=2),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(encodable)
+def test_encode_quick_path_packs_what_the_long_way_packs(value: object) -> None:
+    """encode's shortcut for already-canonical values never changes bytes or errors."""
+    from ledger.codec import _canonical
+
+    try:
+        expected: bytes | str = msgpack.packb(_canonical(value, 0), use_bin_type=True)
+    except (CodecError, OverflowError, UnicodeEncodeError, ValueError, TypeError):
+        expected = "error"
+    try:
+        got: bytes | str = encode(value)
+    except CodecError:
+        got = "error"
+    assert got == expected
