@@ -9,6 +9,7 @@ Shutdown (SIGTERM/SIGINT) reverses it; LevelDB's synced batches make kill -9 saf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import gc
 import logging
@@ -16,7 +17,7 @@ import os
 import signal
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +46,7 @@ from node.wire import (
     WireError,
     decode_entries,
     encode_entries,
+    entry_id_of_wire,
 )
 
 __all__ = ["Node", "run"]
@@ -257,6 +259,19 @@ class Node:
             self._outbox.append(entry.wire_bytes)
         return entry_id.hex()
 
+    def pool_proposed(self, entries: Iterable[SignedEntry]) -> None:
+        """Pool the entries of a proposal that passed re-execution, unless pending.
+
+        Re-execution ran every rule on them, signatures included: pooled, their gossip
+        copies that arrive later cost a hash instead of a second decode and verification,
+        and they stay pending should that proposal not be the one committed.
+        """
+        now = now_ms()
+        for entry in entries:
+            if entry.id not in self.mempool:
+                with contextlib.suppress(MempoolError):
+                    self.mempool.add(entry, now_ms=now)
+
     def admit_batch(self, entries: Sequence[SignedEntry]) -> list[str]:
         """Admit a client's stateless-checked batch whole or not at all.
 
@@ -326,13 +341,15 @@ class Node:
             return
         limit = self.genesis.params.max_entry_bytes
         for wire in wires:
+            # Relays and proposals deliver an entry more than once: one already pooled
+            # (these exact bytes) or committed costs a hash, not a decode and a check.
+            pooled = self.mempool.get(entry_id := entry_id_of_wire(wire))
+            if (pooled is not None and pooled.wire_bytes == wire) or self.store.has_entry(entry_id):
+                continue
             try:
                 entry = decode_wire(wire, limit)
             except EntryError as exc:
                 self.metrics.entries_rejected.labels(exc.code).inc()
-                continue
-            # Relays deliver an entry more than once; only a new one costs a verification.
-            if self.mempool.signature_verified(entry) or self.store.has_entry(entry.id):
                 continue
             try:
                 self._pool(check_entry_stateless(entry, self.genesis), gossip=False)

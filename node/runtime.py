@@ -325,6 +325,7 @@ class ConsensusHost:
             )
             return False
         self.staged[block_hash] = staged
+        self.node.pool_proposed(block.entries)
         return True
 
     def _verified(self, block: Block) -> frozenset[bytes]:

@@ -17,7 +17,8 @@ processes (tests/cluster.py), pre-signs K realistic entries and measures:
                              reaches, every node checking every entry once;
     net_<N>v_rejected        entries that did not commit (should be 0).
     ed25519_verify_per_s     bare ``cryptography`` Ed25519 verifies per second, one
-                             process, measured in the same run; cores = os.cpu_count().
+                             process, best of five rounds in the same run;
+                             cores = os.cpu_count().
 
 Each "shipment" is four entries by one administration: cert.issue, shipment.declare
 citing it, and the loaded and departed events. An entry's commit time is when a node
@@ -122,17 +123,22 @@ def configure(argv: Sequence[str]) -> None:
 # ---- the Ed25519 ceiling --------------------------------------------------------------
 
 
-def ed25519_verify_per_s(seconds: float = 1.0) -> float:
+def ed25519_verify_per_s(rounds: int = 5, seconds: float = 0.4) -> float:
+    """The best of several short rounds: a brief stall on a shared machine lowers one
+    round, and a lower ceiling would flatter the ratio."""
     key = Ed25519PrivateKey.generate()
     public = key.public_key()
     message = os.urandom(400)  # about one entry
     sig = key.sign(message)
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        for _ in range(200):
-            public.verify(sig, message)
-        count += 200
-    return count / elapsed
+    best = 0.0
+    for _ in range(rounds):
+        count, started = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < seconds:
+            for _ in range(200):
+                public.verify(sig, message)
+            count += 200
+        best = max(best, count / elapsed)
+    return best
 
 
 # ---- entries ----------------------------------------------------------------------------
