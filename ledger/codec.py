@@ -7,13 +7,14 @@ shortest form. ``decode`` accepts exactly the byte strings that ``encode`` produ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
 from ledger.errors import CodecError
 
-__all__ = ["MAX_DEPTH", "MAX_INPUT_BYTES", "CodecError", "decode", "encode"]
+__all__ = ["MAX_DEPTH", "MAX_INPUT_BYTES", "CodecError", "decode", "decode_vouched", "encode"]
 
 MAX_DEPTH = 32
 # A block of max_block_entries (5,000) entries of max_entry_bytes (16 KiB) is ~80 MiB;
@@ -107,6 +108,25 @@ def decode(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
     # up as a re-encoding that differs from the input.
     if msgpack.packb(obj, use_bin_type=True) != data:
         raise CodecError("not canonical: a value is not in its shortest form or a key repeats")
+    return obj
+
+
+def decode_vouched(data: bytes, vouch: Callable[[Any], bool]) -> Any | None:
+    """Decode ``data`` when ``vouch`` accepts the value and it re-encodes to ``data``.
+
+    ``vouch`` must return True only for values ``_plainly_canonical`` would accept (str
+    keys in order, data-model types, depth within MAX_DEPTH); a caller that checks a
+    value's exact shape anyway can fold those checks into one walk. None means "no
+    verdict": the caller then runs ``decode`` for the precise error (or a late yes).
+    """
+    try:
+        obj = msgpack.unpackb(
+            data, raw=False, use_list=True, strict_map_key=False, ext_hook=_reject_ext
+        )
+    except (CodecError, ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if not vouch(obj) or msgpack.packb(obj, use_bin_type=True) != data:
+        return None
     return obj
 
 

@@ -12,13 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.codec import decode, encode
+from ledger.codec import MAX_DEPTH, decode, decode_vouched, encode
 from ledger.errors import CodecError, EntryError
 from ledger.keys import SIGNATURE_BYTES, Domain, SigningKey, VerifyKey
 
 __all__ = ["Entry", "SignedEntry", "body_is_plain", "decode_wire", "entry_from_json"]
 
 _ENTRY_KEYS = ("author", "body", "chain", "kind", "ts")
+_ENTRY_KEY_LIST = list(_ENTRY_KEYS)
+_WIRE_KEYS = ["entry", "sig"]
 _MAX_FIELD = 256
 # Canonical wire = fixmap(2) "entry" <entry> "sig" bin8(64) <sig>; the entry's own bytes
 # are therefore a slice of the wire, which spares a re-encoding on the ingest path.
@@ -85,6 +87,19 @@ def decode_wire(data: bytes, max_entry_bytes: int) -> SignedEntry:
         raise EntryError(
             "too_large", f"{len(data)} bytes exceeds max_entry_bytes {max_entry_bytes}"
         )
+    if type(data) is bytes and data.startswith(_WIRE_HEAD):
+        # The ingest hot path: one walk checks the shape, the types and the key order;
+        # anything it does not vouch for takes the checks below for the precise error.
+        wire = decode_vouched(data, _is_plain_wire)
+        if wire is not None:
+            raw = wire["entry"]
+            entry = Entry(raw["chain"], raw["kind"], raw["author"], raw["ts"], raw["body"])
+            entry_bytes = data[len(_WIRE_HEAD) : len(data) - _WIRE_TAIL_LEN]
+            return SignedEntry(entry, wire["sig"], entry_bytes, data)
+    return _decode_wire_checked(data, max_entry_bytes)
+
+
+def _decode_wire_checked(data: bytes, max_entry_bytes: int) -> SignedEntry:
     try:
         obj = decode(data, max_bytes=max_entry_bytes)
     except CodecError as exc:
@@ -160,6 +175,51 @@ def body_is_plain(value: object) -> bool:
         if kind is str or kind is int or kind is bool:
             continue
         if (kind is dict or kind is list) and body_is_plain(child):
+            continue
+        return False
+    return True
+
+
+def _is_plain_wire(obj: Any) -> bool:
+    """True only for a wire entry that every check of ``_decode_wire_checked`` accepts:
+    keys exactly and in canonical order, field types and bounds, a plain sorted body."""
+    if type(obj) is not dict or list(obj) != _WIRE_KEYS:
+        return False
+    sig, raw = obj["sig"], obj["entry"]
+    if type(sig) is not bytes or len(sig) != SIGNATURE_BYTES:
+        return False
+    if type(raw) is not dict or list(raw) != _ENTRY_KEY_LIST:
+        return False
+    for name in ("chain", "kind", "author"):
+        value = raw[name]
+        if type(value) is not str or not 1 <= len(value) <= _MAX_FIELD:
+            return False
+    ts, body = raw["ts"], raw["body"]
+    return type(ts) is int and 0 <= ts < 2**63 and type(body) is dict and _plain_sorted(body, 2)
+
+
+def _plain_sorted(container: Any, depth: int) -> bool:
+    """``body_is_plain`` and the codec's key-order and depth rules in one walk."""
+    if depth >= MAX_DEPTH:
+        return not container
+    if type(container) is dict:
+        previous = ""
+        for key, child in container.items():
+            if type(key) is not str or key < previous:
+                return False
+            previous = key
+            kind = type(child)
+            if kind is str or kind is int or kind is bool:
+                continue
+            if (kind is dict or kind is list) and _plain_sorted(child, depth + 1):
+                continue
+            return False
+        return True
+    for child in container:
+        kind = type(child)
+        if kind is str or kind is int or kind is bool:
+            continue
+        if (kind is dict or kind is list) and _plain_sorted(child, depth + 1):
             continue
         return False
     return True

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
+import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.codec import decode, encode
-from ledger.entry import Entry, decode_wire, entry_from_json
+from ledger.entry import Entry, _decode_wire_checked, decode_wire, entry_from_json
 from ledger.errors import EntryError, SignatureError
 from tests.factories import CHAIN_ID, member_key, sign_entry
 
@@ -136,3 +140,67 @@ def test_sign_refuses_a_body_json_cannot_carry() -> None:
     entry = Entry(CHAIN_ID, "cert.issue", "CN", 1, {"x": b"bytes"})
     with pytest.raises(EntryError):
         entry.sign(member_key("CN"))
+
+
+def _outcome(decoder: Any, data: bytes) -> object:
+    try:
+        signed = decoder(data, 4096)
+    except EntryError as exc:
+        return ("error", exc.code, exc.reason)
+    return (signed.entry, signed.sig, signed.entry_bytes, signed.wire_bytes, signed.id)
+
+
+def _sorted_sometimes(d: dict[str, Any]) -> dict[str, Any]:
+    # Mostly canonical key order, so the shortcut is exercised; sometimes not, so the
+    # refusal is too.
+    return d if len(d) % 3 == 2 else dict(sorted(d.items()))
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=4), children, max_size=3).map(_sorted_sometimes)
+    ),
+    max_leaves=12,
+)
+_wire_like = st.fixed_dictionaries(
+    {
+        "entry": st.fixed_dictionaries(
+            {
+                "author": st.sampled_from(["DE", "DE", "DE", "", "x" * 257]),
+                "body": st.dictionaries(st.text(max_size=4), _json_values, max_size=4).map(
+                    _sorted_sometimes
+                ),
+                "chain": st.just("customs-test-1"),
+                "kind": st.sampled_from(["cert.issue", "shipment.event"]),
+                "ts": st.integers(0, 2**63 - 1) | st.sampled_from([-1, 2**63, True]),
+            }
+        ),
+        "sig": st.binary(min_size=64, max_size=64) | st.binary(max_size=65),
+    }
+)
+
+
+@settings(max_examples=500)
+@given(_wire_like, st.data())
+def test_fast_decode_agrees_with_the_checked_path(
+    wire: dict[str, Any], data: st.DataObject
+) -> None:
+    """decode_wire's one-walk shortcut gives the checked decoder's verdict, byte for byte,
+    on canonical wires and on any single-byte mutation of them."""
+    raw = bytearray(msgpack.packb(wire, use_bin_type=True))
+    if data.draw(st.booleans()):
+        position = data.draw(st.integers(0, len(raw) - 1))
+        raw[position] = data.draw(st.integers(0, 255))
+    blob = bytes(raw)
+    assert _outcome(decode_wire, blob) == _outcome(_decode_wire_checked, blob)
+
+
+def test_a_signed_entry_takes_the_one_walk_path() -> None:
+    from ledger.codec import decode_vouched
+    from ledger.entry import _is_plain_wire
+
+    signed = sign_entry("CN", "cert.issue", {"b": [1, {"a": True}], "a": "x"})
+    assert decode_vouched(signed.wire_bytes, _is_plain_wire) is not None
+    assert decode_wire(signed.wire_bytes, 16384) == _decode_wire_checked(signed.wire_bytes, 16384)
