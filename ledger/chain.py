@@ -23,6 +23,7 @@ from ledger.block import ZERO_HASH, Block, Commit, Header
 from ledger.entry import SignedEntry
 from ledger.errors import LedgerError
 from ledger.history import EMPTY_STATE, SubjectState, subject_key
+from ledger.merkle_log import LogAppend
 from ledger.statemap import PREFIX as STATE_PREFIX
 from ledger.statemap import StateMap
 
@@ -52,7 +53,7 @@ class ChainView(Protocol):
 
     def get_raw(self, key: bytes) -> bytes | None: ...
 
-    def log_after(self, leaf_datas: Sequence[bytes]) -> tuple[int, bytes]: ...
+    def log_append(self, leaf_datas: Sequence[bytes]) -> LogAppend: ...
 
     def head_hash(self) -> bytes | None: ...
 
@@ -66,6 +67,9 @@ class _Committer(Protocol):
         commit: Commit,
         subjects: Sequence[Sequence[str]],
         extra: Mapping[bytes, bytes | None] | None = None,
+        *,
+        log: LogAppend | None = None,
+        digests: Sequence[Sequence[bytes]] | None = None,
     ) -> None: ...
 
 
@@ -76,11 +80,19 @@ class StagedBlock:
     height: int
     entries: tuple[SignedEntry, ...]
     subjects: tuple[tuple[str, ...], ...]
-    log_size: int
-    log_root: bytes
+    subject_keys: tuple[tuple[bytes, ...], ...]  # subject_key of each of ``subjects``
+    log: LogAppend  # the Merkle append of the entries, node writes included
     state_root: bytes
     writes: Mapping[bytes, bytes | None]
     states: Mapping[str, SubjectState]  # every touched subject's state after the block
+
+    @property
+    def log_size(self) -> int:
+        return self.log.size
+
+    @property
+    def log_root(self) -> bytes:
+        return self.log.root
 
     def block(self, header: Header) -> Block:
         check_header(self, header)
@@ -100,18 +112,20 @@ def stage(
     _check_extra(extra_writes)
     entries = tuple(entry for entry, _ in accepted)
     subjects = tuple(_subject_list(i, touched) for i, (_, touched) in enumerate(accepted))
+    keys: dict[str, bytes] = {}
+    subject_keys = tuple(_keys_of(keys, touched) for touched in subjects)
     state_map = StateMap(view.get_raw)
-    states = _advance_histories(state_map, height, entries, subjects)
-    update = state_map.update({subject_key(s): state.encode() for s, state in states.items()})
-    log_size, log_root = view.log_after([entry.wire_bytes for entry in entries])
+    states = _advance_histories(state_map, height, entries, subjects, keys)
+    update = state_map.update({keys[s]: state.encode() for s, state in states.items()})
+    log = view.log_append([entry.wire_bytes for entry in entries])
     writes: dict[bytes, bytes | None] = dict(extra_writes)
     writes.update(update.writes)
     return StagedBlock(
         height,
         entries,
         subjects,
-        log_size,
-        log_root,
+        subject_keys,
+        log,
         update.root,
         MappingProxyType(writes),
         MappingProxyType(states),
@@ -136,11 +150,23 @@ def _subject_list(position: int, touched: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(touched))
 
 
+def _keys_of(keys: dict[str, bytes], touched: Sequence[str]) -> tuple[bytes, ...]:
+    """``touched``'s state-map keys, hashing each subject once per block via ``keys``."""
+    row = []
+    for subject in touched:
+        key = keys.get(subject)
+        if key is None:
+            key = keys[subject] = subject_key(subject)
+        row.append(key)
+    return tuple(row)
+
+
 def _advance_histories(
     state_map: StateMap,
     height: int,
     entries: Sequence[SignedEntry],
     subjects: Sequence[Sequence[str]],
+    keys: Mapping[str, bytes],
 ) -> dict[str, SubjectState]:
     states: dict[str, SubjectState] = {}
     for entry, touched in zip(entries, subjects, strict=True):
@@ -148,7 +174,7 @@ def _advance_histories(
         for subject in touched:
             state = states.get(subject)
             if state is None:
-                stored = state_map.get(subject_key(subject))
+                stored = state_map.get(keys[subject])
                 state = EMPTY_STATE if stored is None else SubjectState.decode(stored)
             states[subject] = state.advance(entry_id, height)
     return states
@@ -215,4 +241,14 @@ def commit_staged(store: _Committer, staged: StagedBlock, block: Block, commit: 
     check_header(staged, block.header)
     if tuple(e.wire_bytes for e in block.entries) != tuple(e.wire_bytes for e in staged.entries):
         raise ChainError("block entries differ from the staged entries")
-    store.commit_block(block, commit, staged.subjects, staged.writes)
+    # The store takes staging's leaf and subject hashes instead of redoing them: they are
+    # the same functions of the same entries and subjects (the store checks the append
+    # was staged on its current log, from these entries, and matches the header).
+    store.commit_block(
+        block,
+        commit,
+        staged.subjects,
+        staged.writes,
+        log=staged.log,
+        digests=staged.subject_keys,
+    )

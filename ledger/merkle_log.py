@@ -127,6 +127,10 @@ class LogAppend:
     root: bytes
     frontier: tuple[bytes, ...]
     writes: tuple[tuple[bytes, bytes], ...]
+    # What it was staged on and from: a store can then accept an append staged once
+    # elsewhere (block staging) only for the very log state and leaves it was made for.
+    base_frontier: tuple[bytes, ...]
+    leaves: tuple[bytes, ...]
 
 
 class MerkleLog:
@@ -199,14 +203,30 @@ class MerkleLog:
             frontier.append(h)
             size += 1
         writes.append((LOG_SIZE_KEY, encode_size(size)))
-        return LogAppend(self._size, size, _fold(frontier), tuple(frontier), tuple(writes))
+        return LogAppend(
+            self._size,
+            size,
+            _fold(frontier),
+            tuple(frontier),
+            tuple(writes),
+            self._frontier,
+            tuple(leaf_datas),
+        )
 
-    def adopt(self, staged: LogAppend) -> None:
-        """Move to the staged state, once its writes are durable."""
+    def check_base(self, staged: LogAppend) -> None:
+        """Raise StoreError unless ``staged`` was staged on this log's current state."""
         if staged.base_size != self._size:
             raise StoreError(
                 f"staged append starts at size {staged.base_size}, the log is at {self._size}"
             )
+        if staged.base_frontier != self._frontier:
+            raise StoreError(
+                f"staged append was made on another log of size {self._size} (frontier differs)"
+            )
+
+    def adopt(self, staged: LogAppend) -> None:
+        """Move to the staged state, once its writes are durable."""
+        self.check_base(staged)
         self._size = staged.size
         self._frontier = staged.frontier
 

@@ -34,11 +34,11 @@ one LevelDB snapshot through ``Store.snapshot()``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -58,7 +58,7 @@ from ledger.errors import (
     StoreInUseError,
 )
 from ledger.genesis import Genesis
-from ledger.merkle_log import LEAF_PREFIX, LogReader, MerkleLog, leaf_key
+from ledger.merkle_log import LEAF_PREFIX, LogAppend, LogReader, MerkleLog, leaf_key
 
 __all__ = ["EXTRA_PREFIX", "EntryLocation", "Store", "StoreView", "SubjectRef"]
 
@@ -73,8 +73,8 @@ SUBJECT_PREFIX = b"s:"
 SUBJECT_COUNT_PREFIX = b"k:"
 MAX_SUBJECT_BYTES = 1024
 _MAX_RECORD = 256 * 1024
+_EXTRA_VALUE_TYPES = {bytes, type(None)}
 _LOCK_ERROR = re.compile(rb"IO error: lock ")
-_packb = functools.partial(msgpack.packb, use_bin_type=True)
 
 Getter = Callable[[bytes], "bytes | None"]
 Scanner = Callable[[bytes, bytes], Iterator[tuple[bytes, bytes]]]
@@ -149,9 +149,10 @@ def _subject_digests(subjects: Sequence[Sequence[str]]) -> list[list[bytes]]:
 def _check_extra(items: Mapping[bytes, bytes | None]) -> None:
     # A block's state-map writes run to tens of thousands of keys: check them in bulk and
     # only walk the items one by one to name the offender.
-    keys_ok = all(type(k) is bytes and k.startswith(EXTRA_PREFIX) for k in items)
-    values_ok = all(v is None or type(v) is bytes for v in items.values())
-    if keys_ok and values_ok:
+    keys_ok = set(map(type, items)) <= {bytes} and all(
+        map(bytes.startswith, items, repeat(EXTRA_PREFIX))
+    )
+    if keys_ok and set(map(type, items.values())) <= _EXTRA_VALUE_TYPES:
         return
     for key, value in items.items():
         if not isinstance(key, bytes) or not key.startswith(EXTRA_PREFIX):
@@ -298,6 +299,10 @@ class _Reader:
     def log_after(self, leaf_datas: Sequence[bytes]) -> tuple[int, bytes]:
         """(size, root) of the log if ``leaf_datas`` were appended; writes nothing."""
         return self._frontier().root_after(leaf_datas)
+
+    def log_append(self, leaf_datas: Sequence[bytes]) -> LogAppend:
+        """The staged append of ``leaf_datas``, writes included, for ``commit_block``."""
+        return self._frontier().stage(leaf_datas)
 
     # -- other components' namespaces ------------------------------------------------
 
@@ -464,21 +469,30 @@ class Store(_Reader):
         commit: Commit,
         subjects: Sequence[Sequence[str]],
         extra: Mapping[bytes, bytes | None] | None = None,
+        *,
+        log: LogAppend | None = None,
+        digests: Sequence[Sequence[bytes]] | None = None,
     ) -> None:
         """Append ``block`` with its ``commit`` in one synced batch, or raise StoreError
-        and write nothing. ``subjects[i]`` are the subjects ``block.entries[i]`` touched."""
+        and write nothing. ``subjects[i]`` are the subjects ``block.entries[i]`` touched.
+
+        ``log`` and ``digests`` are what block staging (``ledger.chain.stage``) already
+        computed: the block's Merkle append (``log_append``) and each entry's distinct
+        subjects' SHA-256 digests (``ledger.history.subject_key``, which enforces the same
+        name rules as this store). Passing them spares hashing every leaf and subject a
+        second time; the append is still refused unless it was staged on this log's
+        current state, from exactly the block's entries, and gives the header's log.
+        """
         extra = {} if extra is None else extra
         header_hash = self._check_block(block, commit, subjects)
         ids = self._check_entries(block)
-        digests = _subject_digests(subjects)
+        if digests is None:
+            digests = _subject_digests(subjects)
+        elif len(digests) != len(subjects):
+            raise StoreError(f"{len(digests)} subject digest lists for {len(subjects)} entries")
         _check_extra(extra)
-        staged = self._merkle.stage([e.wire_bytes for e in block.entries])
+        staged = self._log_append_for(block, log)
         header = block.header
-        if (staged.size, staged.root) != (header.log_size, header.log_root):
-            raise StoreError(
-                f"header says log ({header.log_size}, {header.log_root.hex()}), appending "
-                f"the entries gives ({staged.size}, {staged.root.hex()})"
-            )
         height = header.height
         with self._write_batch() as batch:
             batch.put(HEADER_PREFIX + _u64(height), header.encode())
@@ -494,6 +508,24 @@ class Store(_Reader):
             batch.put(HEAD_KEY, encode([height, header_hash]))
         self._merkle.adopt(staged)
         self._head = _Head(header, header_hash)
+
+    def _log_append_for(self, block: Block, log: LogAppend | None) -> LogAppend:
+        """The append of ``block``'s entries to this log, checked against its header."""
+        wires = tuple(e.wire_bytes for e in block.entries)
+        if log is None:
+            log = self._merkle.stage(wires)
+        else:
+            self._merkle.check_base(log)
+            # Equal tuples of the same objects compare by identity: this costs no hashing.
+            if log.leaves != wires:
+                raise StoreError("the staged log append does not hold the block's entries")
+        header = block.header
+        if (log.size, log.root) != (header.log_size, header.log_root):
+            raise StoreError(
+                f"header says log ({header.log_size}, {header.log_root.hex()}), appending "
+                f"the entries gives ({log.size}, {log.root.hex()})"
+            )
+        return log
 
     def _check_block(
         self, block: Block, commit: Commit, subjects: Sequence[Sequence[str]]
@@ -526,35 +558,39 @@ class Store(_Reader):
         """The entries' ids, once each is known to be new and within the size limit."""
         limit = self._genesis.params.max_entry_bytes
         ids: dict[bytes, None] = {}
+        get = self._get
         for position, entry in enumerate(block.entries):
             if len(entry.wire_bytes) > limit:
                 raise StoreError(f"entry {position} exceeds max_entry_bytes {limit}")
             entry_id = entry.id
-            if entry_id in ids or self._get(ENTRY_PREFIX + entry_id) is not None:
+            if entry_id in ids or get(ENTRY_PREFIX + entry_id) is not None:
                 raise StoreError(f"entry {position} ({entry_id.hex()}) is already committed")
             ids[entry_id] = None
         return list(ids)
 
     def _put_entries(
-        self, batch: Any, block: Block, ids: list[bytes], digests: list[list[bytes]]
+        self, batch: Any, block: Block, ids: list[bytes], digests: Sequence[Sequence[bytes]]
     ) -> None:
         height = block.header.height
         first = block.header.log_size - block.header.entries
         counts: dict[bytes, int] = {}
         put = batch.put
-        for position, entry_id in enumerate(ids):
+        # Fixed shapes of non-negative ints and bytes: msgpack's output is canonical. One
+        # Packer per block, not msgpack.packb's new Packer per record (most of its cost).
+        pack = msgpack.Packer(use_bin_type=True).pack
+        for position, (entry_id, entry_digests) in enumerate(zip(ids, digests, strict=True)):
             log_index = first + position
-            # Fixed shapes of non-negative ints and bytes: packb's output is canonical.
-            put(ENTRY_PREFIX + entry_id, _packb([height, position, log_index]))
-            ref = _packb([entry_id, height, log_index])
-            for digest in digests[position]:
+            put(ENTRY_PREFIX + entry_id, pack([height, position, log_index]))
+            ref = pack([entry_id, height, log_index])
+            for digest in entry_digests:
                 seq = counts.get(digest)
                 if seq is None:
-                    seq = _decode_count(self._get(SUBJECT_COUNT_PREFIX + digest), digest.hex())
+                    raw = self._get(SUBJECT_COUNT_PREFIX + digest)
+                    seq = 0 if raw is None else _decode_count(raw, digest.hex())
                 put(SUBJECT_PREFIX + digest + seq.to_bytes(8, "big"), ref)
                 counts[digest] = seq + 1
         for digest, count in counts.items():
-            put(SUBJECT_COUNT_PREFIX + digest, _packb(count))
+            put(SUBJECT_COUNT_PREFIX + digest, pack(count))
 
     @contextmanager
     def _write_batch(self) -> Iterator[Any]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+import plyvel
 import pytest
 
 from ledger.block import PRECOMMIT, Block, Commit, Header, Vote, commit_signatures
@@ -17,6 +19,7 @@ from ledger.chain import (
     stage,
 )
 from ledger.entry import SignedEntry
+from ledger.errors import StoreError
 from ledger.genesis import Genesis
 from ledger.history import EMPTY_HEAD, SubjectState, chain_head, subject_key
 from ledger.merkle import root as merkle_root
@@ -198,3 +201,64 @@ def test_state_survives_reopen(tmp_path: Path, genesis: Genesis) -> None:
         append_block(store, genesis, [event("CN", ["cert/A"], 2)])
         value = StateMap(store.get_raw).get(subject_key("cert/A"))
         assert value is not None and SubjectState.decode(value).count == 2
+
+
+# Blocks whose log sizes (0, 1, 8, 24, 57, 57, 64) cross several perfect-subtree levels,
+# with subjects repeated across entries and blocks, named twice in one entry, multi-byte
+# UTF-8 and at the 1024-byte limit.
+_BLOCK_SIZES = (0, 1, 7, 16, 33, 0, 7)
+_SUBJECTS = ("cert/A", "shipment/S", "cert/Ü-日本", "shipment/" + "x" * 1015)
+
+
+def _subjects_for(n: int) -> list[str]:
+    first, second = _SUBJECTS[n % 4], _SUBJECTS[n * 7 % 3]
+    return [first, second, first] if n % 5 == 0 else [first, second]
+
+
+def _dump(path: Path) -> dict[bytes, bytes]:
+    db = plyvel.DB(str(path))
+    try:
+        return dict(db.iterator())
+    finally:
+        db.close()
+
+
+def test_staged_commit_writes_exactly_what_the_direct_commit_writes(
+    tmp_path: Path, genesis: Genesis
+) -> None:
+    """commit_staged hands the store staging's Merkle append and subject digests; every
+    key and value must equal what Store.commit_block computes for itself."""
+    n = 0
+    with (
+        Store.open(tmp_path / "staged", genesis) as staged_store,
+        Store.open(tmp_path / "direct", genesis) as direct_store,
+    ):
+        for size in _BLOCK_SIZES:
+            accepted = [event("CN", _subjects_for(n + i), n + i) for i in range(size)]
+            n += size
+            extra = {b"x:test/blocks": b"%d" % n}
+            staged, header = stage_next(staged_store, genesis, accepted, extra)
+            block, commit = staged.block(header), make_commit(genesis, header)
+            commit_staged(staged_store, staged, block, commit)
+            direct_store.commit_block(block, commit, [s for _, s in accepted], staged.writes)
+        assert staged_store.log_root() == direct_store.log_root()
+    staged_bytes, direct_bytes = _dump(tmp_path / "staged"), _dump(tmp_path / "direct")
+    assert staged_bytes == direct_bytes
+    assert {k[:2] for k in staged_bytes} >= {b"e:", b"s:", b"k:", b"l:", b"n:", b"h:", b"c:"}
+    for subject in _SUBJECTS:
+        assert b"k:" + subject_key(subject) in staged_bytes
+
+
+def test_commit_hands_the_staged_append_to_the_store_which_checks_it(
+    store: Store, genesis: Genesis
+) -> None:
+    staged, header = stage_next(store, genesis, [event("CN", ["cert/A"], 1)], {})
+    block = staged.block(header)
+    # Same leaves, size and root, but claimed to extend another log: the store must see
+    # the append commit_staged passes and refuse it rather than write its nodes.
+    elsewhere = replace(staged.log, base_frontier=(bytes(32),))
+    with pytest.raises(StoreError, match="frontier differs"):
+        commit_staged(store, replace(staged, log=elsewhere), block, make_commit(genesis, header))
+    assert store.height == 0 and store.log_size() == 0
+    commit_staged(store, staged, block, make_commit(genesis, header))
+    assert store.log_root() == merkle_root([block.entries[0].wire_bytes]) == header.log_root

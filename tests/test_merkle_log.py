@@ -128,6 +128,24 @@ def test_stage_changes_nothing_until_adopted(db: plyvel.DB) -> None:
         log.adopt(staged)
 
 
+def test_an_append_fits_only_the_log_state_it_was_staged_on(db: plyvel.DB) -> None:
+    log = MerkleLog()
+    _append(db, log, LEAVES[:5])
+    staged = log.stage(LEAVES[5:9])
+    assert staged.base_frontier == log.frontier and staged.leaves == tuple(LEAVES[5:9])
+    # Same size, other leaves: the writes would graft this tree onto a different one.
+    twin = MerkleLog(5, [bytes([1]) * 32, bytes([2]) * 32])
+    for refuse in (twin.check_base, twin.adopt):
+        with pytest.raises(StoreError, match="frontier differs"):
+            refuse(staged)
+    assert twin.size == 5
+    with pytest.raises(StoreError, match="starts at size 5, the log is at 0"):
+        MerkleLog().check_base(staged)
+    log.check_base(staged)
+    log.adopt(staged)
+    assert log.root() == merkle.root(LEAVES[:9])
+
+
 def test_reader_refuses_sizes_beyond_the_log(db: plyvel.DB) -> None:
     log = MerkleLog()
     _append(db, log, LEAVES[:4])

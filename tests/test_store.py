@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import plyvel
 import pytest
 
@@ -15,6 +16,8 @@ from ledger import merkle
 from ledger.block import Block, Commit
 from ledger.errors import StoreError, StoreGenesisMismatch, StoreInUseError
 from ledger.genesis import Params
+from ledger.history import HistoryError, subject_key
+from ledger.merkle_log import MerkleLog
 from ledger.store import EntryLocation, Store, SubjectRef
 from tests.factories import make_genesis
 from tests.store_crash_child import make_commit, make_entries, next_block, subjects_of
@@ -253,6 +256,61 @@ def _assert_refusals(store: Store) -> None:
     _refuse(store, good, commit, extra={b"x:a": "text"}, match="bytes or None")
     _refuse(store, good, commit, subjects=[["cert/\udc80"]] * 4, match="UTF-8")
     assert store.height == 1 and not store.has_entry(entries[0].id)
+
+
+def test_a_staged_log_append_is_refused_unless_it_fits(path: Path) -> None:
+    with Store.open(path, GENESIS) as store:
+        _commit_next(store, 0, 3)
+    before = _dump(path)
+    with Store.open(path, GENESIS) as store:
+        entries = make_entries(3, 4)
+        good, commit = next_block(store, GENESIS, entries)
+        wires = [e.wire_bytes for e in entries]
+        at_zero = MerkleLog().stage(wires)
+        _refuse(store, good, commit, log=at_zero, match="starts at size 0, the log is at 3")
+        elsewhere = MerkleLog(3, [bytes([1]) * 32, bytes([2]) * 32]).stage(wires)
+        _refuse(store, good, commit, log=elsewhere, match="frontier differs")
+        for leaves in (wires[::-1], wires[:3], [*wires, b"extra"]):
+            _refuse(store, good, commit, log=store.log_append(leaves), match="does not hold")
+        forged, forged_commit = _reheader(good, log_root=bytes(32))
+        _refuse(store, forged, forged_commit, log=store.log_append(wires), match="entries gives")
+        _refuse(store, good, commit, digests=[[bytes(32)]] * 3, match="3 subject digest lists")
+        assert store.height == 1
+    assert _dump(path) == before
+
+
+def test_a_fitting_staged_append_and_digests_are_committed(store: Store) -> None:
+    _commit_next(store, 0, 3)
+    entries = make_entries(3, 4)
+    block, commit = next_block(store, GENESIS, entries)
+    subjects = subjects_of(entries)
+    digests = [[subject_key(s) for s in touched] for touched in subjects]
+    log = store.log_append([e.wire_bytes for e in entries])
+    store.commit_block(block, commit, subjects, log=log, digests=digests)
+    assert (store.log_size(), store.log_root()) == (7, block.header.log_root)
+    assert store.subject_count(subjects[3][0]) == 1
+    assert store.entry_location(entries[3].id) == EntryLocation(2, 3, 6)
+
+
+@pytest.mark.parametrize("subject", ["cert/A", "shipment/é-日本", "x" * 1024])
+def test_the_subject_index_is_keyed_like_the_state_map(path: Path, subject: str) -> None:
+    # Block staging hands the store its subject_key digests, so both must be one function.
+    with Store.open(path, GENESIS) as store:
+        entries = make_entries(0, 1)
+        block, commit = next_block(store, GENESIS, entries)
+        store.commit_block(block, commit, [[subject]])
+    dump = _dump(path)
+    key = subject_key(subject)
+    assert dump[b"k:" + key] == b"\x01"
+    assert dump[b"s:" + key + bytes(8)] == msgpack.packb([entries[0].id, 1, 0])
+
+
+@pytest.mark.parametrize("subject", ["", "x" * 1025, "cert/\udc80", b"cert/A", None])
+def test_store_and_state_map_refuse_the_same_subject_names(store: Store, subject: object) -> None:
+    with pytest.raises(StoreError):
+        store.subject_count(subject)  # type: ignore[arg-type]
+    with pytest.raises(HistoryError):
+        subject_key(subject)  # type: ignore[arg-type]
 
 
 # -- snapshots, corruption, closing ----------------------------------------------------
