@@ -132,6 +132,7 @@ def _execute_one(
     checked: Container[bytes],
     entry_id: bytes,
     seen: set[bytes],
+    contexts: dict[str, Context],
 ) -> tuple[Writes, tuple[str, ...]]:
     prechecked = entry_id in checked
     author = _authenticate(signed, genesis, not prechecked and entry_id not in verified)
@@ -146,7 +147,12 @@ def _execute_one(
     # check_entry_stateless on ingest passes them again: only its kind is looked up.
     kind = kind_of(signed.entry.kind) if prechecked else _check_body(signed, author)
     body = signed.entry.body
-    writes = kind.apply(Context(overlay, block_time, author), body)
+    # A Context is immutable and differs within a block only by author: one per author
+    # saves building a frozen dataclass per entry.
+    ctx = contexts.get(author.id)
+    if ctx is None:
+        ctx = contexts[author.id] = Context(overlay, block_time, author)
+    writes = kind.apply(ctx, body)
     return writes, kind.subjects(body)
 
 
@@ -170,13 +176,14 @@ def execute_block(
     overlay = Overlay(state)
     result = BlockResult(writes=overlay.writes)
     seen: set[bytes] = set()
+    contexts: dict[str, Context] = {}
     for index, item in enumerate(entries):
         entry_id: bytes | None = None
         try:
             signed = _decode(item, genesis)
             entry_id = signed.id
             writes, subjects = _execute_one(
-                overlay, genesis, block_time, signed, verified, checked, entry_id, seen
+                overlay, genesis, block_time, signed, verified, checked, entry_id, seen, contexts
             )
         except Rejection as rejection:
             result.rejected.append(

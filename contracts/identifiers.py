@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 import pycountry
 from stdnum import iso6346
@@ -39,29 +40,43 @@ _LOCODE = re.compile(r"[A-Z]{2}[A-Z2-9]{3}")
 _HS_CODE = re.compile(r"[0-9]{6}")
 _CONTAINER = re.compile(r"[A-Z]{3}[UJZR][0-9]{7}")
 _UCR = re.compile(r"[0-9][A-Z]{2}[A-Z0-9-]{1,32}")
+_HS_CHAPTERS = frozenset(f"{c:02d}" for c in range(1, 98) if c != 77)
+
+# UN/LOCODEs and HS codes repeat across entries (a few ports, a few tariff lines), so
+# their verdicts are cached. Only strings of the one length that can pass reach a
+# cache, and each cache is bounded: hostile input evicts entries but cannot grow memory.
+_CACHE_SIZE = 4096
 
 
 def is_country(code: object) -> bool:
     return isinstance(code, str) and code in _COUNTRIES
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
+def _locode(code: str) -> bool:
+    return _LOCODE.fullmatch(code) is not None and code[:2] in _COUNTRIES
+
+
 def is_locode(code: object) -> bool:
-    return isinstance(code, str) and _LOCODE.fullmatch(code) is not None and code[:2] in _COUNTRIES
+    return isinstance(code, str) and len(code) == 5 and _locode(code)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _hs_code(code: str) -> bool:
+    return _HS_CODE.fullmatch(code) is not None and code[:2] in _HS_CHAPTERS
 
 
 def is_hs_code(code: object) -> bool:
-    if not isinstance(code, str) or _HS_CODE.fullmatch(code) is None:
-        return False
-    chapter = int(code[:2])
-    return 1 <= chapter <= 97 and chapter != 77
+    return isinstance(code, str) and len(code) == 6 and _hs_code(code)
 
 
 def is_container(code: object) -> bool:
-    return (
-        isinstance(code, str)
-        and _CONTAINER.fullmatch(code) is not None
-        and bool(iso6346.is_valid(code))
-    )
+    if not isinstance(code, str) or _CONTAINER.fullmatch(code) is None:
+        return False
+    # python-stdnum's check digit on the first ten characters: its ``is_valid`` would
+    # first clean and re-validate a form our stricter regex has already fixed (~10 us
+    # against ~5 us a container).
+    return bool(iso6346.calc_check_digit(code[:10]) == code[10])
 
 
 def is_ucr(code: object) -> bool:
@@ -97,7 +112,20 @@ def check_ucr(field: str, value: object) -> None:
         raise _fail(field, value, "a UCR (digit, country code, 1-32 of A-Z 0-9 -)")
 
 
+# Each check_* with the predicate it raises on, so check_each formats an item's path only
+# for an item that fails.
+_PREDICATES: dict[Callable[[str, object], None], Callable[[object], bool]] = {
+    check_country: is_country,
+    check_locode: is_locode,
+    check_hs_code: is_hs_code,
+    check_container: is_container,
+    check_ucr: is_ucr,
+}
+
+
 def check_each(field: str, values: Iterable[object], check: Callable[[str, object], None]) -> None:
     """Apply ``check`` (one of the check_* functions) to each item, naming its index."""
+    valid = _PREDICATES.get(check)
     for i, value in enumerate(values):
-        check(f"{field}[{i}]", value)
+        if valid is None or not valid(value):
+            check(f"{field}[{i}]", value)

@@ -58,7 +58,7 @@ class Kind:
     def check_static(self, body: Body, author: Member) -> None:
         """Rules 8 and 9 (the part of 9 that needs no state); rule 7 has passed."""
         self.identifiers(body)
-        if not self.roles & author.roles:
+        if self.roles.isdisjoint(author.roles):
             raise Rejection(
                 "not_permitted",
                 f"{self.name} needs role {' or '.join(sorted(self.roles))}; "

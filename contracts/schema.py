@@ -38,6 +38,12 @@ CERT_ID = re.compile(r"[A-Z0-9][A-Z0-9./-]{2,63}")
 # C0, DEL and C1: Unicode's control characters (general category Cc).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Stands for a field a body lacks; no decoded value is this object.
+_ABSENT: Any = object()
+# A list item check -> a predicate true exactly when that check passes, so ``list_of``
+# builds an item's path ("body.x[3]") only for an item that fails. Filled at import by
+# ``string`` and ``pattern`` below; bounded by the shapes this package declares.
+_PASSES: dict[Check, Callable[[object], bool]] = {}
 
 
 def invalid(field: str, message: str) -> Rejection:
@@ -54,22 +60,29 @@ class Field:
 class Shape:
     """A map's exact field set, in the order its fields are checked."""
 
-    __slots__ = ("fields", "names")
+    __slots__ = ("_top", "fields", "names")
 
     def __init__(self, *fields: Field) -> None:
         self.fields = fields
         self.names = frozenset(f.name for f in fields)
+        # Every entry's body is checked at "body": its fields' paths are built once here
+        # rather than one f-string per field per entry.
+        self._top = self._specs("body")
+
+    def _specs(self, where: str) -> tuple[tuple[str, Check, bool, str], ...]:
+        return tuple((f.name, f.check, f.required, f"{where}.{f.name}") for f in self.fields)
 
     def check(self, body: Mapping[str, Any], where: str = "body") -> None:
         """Exactly the declared fields, each passing its check."""
         if not self.names.issuperset(body):
             unknown = sorted(k for k in body if k not in self.names)
             raise invalid(f"{where}.{unknown[0]}", "unknown field")
-        for f in self.fields:
-            if f.name in body:
-                f.check(f"{where}.{f.name}", body[f.name])
-            elif f.required:
-                raise invalid(f"{where}.{f.name}", "missing")
+        for name, check, required, path in self._top if where == "body" else self._specs(where):
+            value = body.get(name, _ABSENT)
+            if value is not _ABSENT:
+                check(path, value)
+            elif required:
+                raise invalid(path, "missing")
 
 
 def text(max_len: int) -> Check:
@@ -92,6 +105,13 @@ def string(field: str, value: object) -> None:
         raise invalid(field, f"must be a string, not {type(value).__name__}")
 
 
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+_PASSES[string] = _is_str
+
+
 def pattern(regex: re.Pattern[str], what: str) -> Check:
     def check(field: str, value: object) -> None:
         string(field, value)
@@ -99,6 +119,10 @@ def pattern(regex: re.Pattern[str], what: str) -> Check:
         if regex.fullmatch(value) is None:
             raise invalid(field, f"{value!r:.80} is not {what} ({regex.pattern})")
 
+    def passes(value: object) -> bool:
+        return isinstance(value, str) and regex.fullmatch(value) is not None
+
+    _PASSES[check] = passes
     return check
 
 
@@ -124,6 +148,7 @@ def sha256_hex(field: str, value: object) -> None:
 
 def list_of(item: Check, low: int, high: int) -> Check:
     """A list of ``low``..``high`` distinct items, each passing ``item``."""
+    passes = _PASSES.get(item)
 
     def check(field: str, value: object) -> None:
         if not isinstance(value, list):
@@ -131,7 +156,8 @@ def list_of(item: Check, low: int, high: int) -> Check:
         if not low <= len(value) <= high:
             raise invalid(field, f"must hold {low}..{high} items, got {len(value)}")
         for i, x in enumerate(value):
-            item(f"{field}[{i}]", x)
+            if passes is None or not passes(x):
+                item(f"{field}[{i}]", x)
         # Items are checked as strings first, so they are hashable here.
         if len(set(value)) != len(value):
             raise invalid(field, "items must be distinct")

@@ -49,6 +49,25 @@ def test_later_entries_see_earlier_writes_in_the_same_block(box: Sandbox) -> Non
     assert record is not None and record["status"] == "suspended"
 
 
+def test_each_entry_acts_as_its_own_author_within_a_block(box: Sandbox) -> None:
+    # Authors alternate inside one block: each entry's rules see its own author.
+    entries = [
+        box.sign("CN", "cert.issue", cert_issue("CO-1")),
+        box.sign("DE", "cert.issue", cert_issue("DE-1", "DE", destination="CN")),
+        box.sign("DE", "cert.suspend", {"cert_id": "CO-1", "reason": "r"}),
+        box.sign("CN", "cert.suspend", {"cert_id": "CO-1", "reason": "r"}),
+        box.sign("CN", "cert.suspend", {"cert_id": "DE-1", "reason": "r"}),
+    ]
+    result = box.run(entries)
+    assert [a.entry for a in result.accepted] == [entries[0], entries[1], entries[3]]
+    assert [(r.index, r.code) for r in result.rejected] == [
+        (2, "not_permitted"),
+        (4, "not_permitted"),
+    ]
+    issued = [certificate(box.state, c) for c in ("CO-1", "DE-1")]
+    assert [(r or {}).get("issuer") for r in issued] == ["CN", "DE"]
+
+
 def test_writes_are_canonical_records_under_the_contract_prefix(box: Sandbox) -> None:
     result = box.run(
         [

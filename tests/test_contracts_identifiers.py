@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from string import ascii_uppercase, digits
+from typing import Any
+
 import pycountry
 import pytest
 from hypothesis import given
@@ -10,7 +15,10 @@ from stdnum import iso6346
 
 from contracts import Rejection
 from contracts.identifiers import (
+    _hs_code,
+    _locode,
     check_container,
+    check_each,
     check_hs_code,
     is_container,
     is_country,
@@ -105,3 +113,65 @@ def test_checks_raise_invalid_identifier_naming_the_field() -> None:
     assert "body.hs_codes[3]" in caught.value.message
     with pytest.raises(Rejection, match="ISO 6346"):
         check_container("body.containers[0]", "MSCU0000013")
+
+
+def _stdnum_container(code: str) -> bool:
+    """The reference verdict: our canonical form, then python-stdnum's check digit."""
+    return re.fullmatch(r"[A-Z]{3}[UJZR][0-9]{7}", code) is not None and iso6346.is_valid(code)
+
+
+def test_container_check_digit_agrees_with_stdnum_position_by_position() -> None:
+    # The check digit is a weighted sum over positions: agreeing on every character at
+    # every position, with every check digit, pins down every weight and value.
+    base = "CSQU305438"
+    allowed = [ascii_uppercase] * 3 + ["UJZR"] + [digits] * 6
+    for position, chars in enumerate(allowed):
+        for char in chars:
+            head = base[:position] + char + base[position + 1 :]
+            for check_digit in digits:
+                code = head + check_digit
+                assert is_container(code) == _stdnum_container(code), code
+
+
+@given(st.text(alphabet=ascii_uppercase + digits + "ujzr -\u00c9", min_size=9, max_size=13))
+def test_container_agrees_with_stdnum_on_any_string(code: str) -> None:
+    assert is_container(code) == _stdnum_container(code)
+
+
+@pytest.mark.parametrize("code", [None, 3054383, b"CSQU3054383", ["CSQU3054383"]])
+def test_container_rejects_non_strings(code: object) -> None:
+    assert not is_container(code)
+
+
+@pytest.mark.parametrize(
+    ("predicate", "cache", "good", "bad"),
+    [(is_locode, _locode, "DEHAM", "DEHA1"), (is_hs_code, _hs_code, "851712", "770000")],
+)
+def test_cached_predicates_are_bounded_and_keep_their_verdicts(
+    predicate: Callable[[object], bool],
+    cache: Any,
+    good: str,
+    bad: str,
+) -> None:
+    for _ in range(2):  # the second round answers from the cache
+        assert predicate(good) and not predicate(bad)
+    # Only strings of the one passing length are cached: a hostile long string is not.
+    before = cache.cache_info().currsize
+    assert not predicate(good * 1000) and not predicate(good[:-1])
+    assert cache.cache_info().currsize == before
+    # Distinct input evicts old verdicts but never grows the cache past its bound.
+    maxsize = cache.cache_info().maxsize
+    for n in range(maxsize + 100):
+        predicate(f"{n:0{len(good)}d}"[-len(good) :])
+    assert cache.cache_info().currsize <= maxsize
+    assert predicate(good) and not predicate(bad)
+
+
+def test_check_each_names_the_first_failing_index() -> None:
+    with pytest.raises(Rejection) as caught:
+        check_each("body.hs_codes", ["851712", "010121", "770000", "99"], check_hs_code)
+    assert caught.value.code == "invalid_identifier"
+    assert caught.value.message == (
+        "body.hs_codes[2]: '770000' is not an HS code (6 digits, chapter 01-97 except 77)"
+    )
+    check_each("body.hs_codes", ["851712", "010121"], check_hs_code)  # all pass: no error
