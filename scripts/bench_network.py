@@ -17,12 +17,13 @@ processes (tests/cluster.py), pre-signs K realistic entries and measures:
                              reaches, every node checking every entry once;
     net_<N>v_rejected        entries that did not commit (should be 0).
     ed25519_verify_per_s     bare ``cryptography`` Ed25519 verifies per second, one
-                             process, best of five rounds in the same run;
-                             cores = os.cpu_count().
+                             process, best of five short rounds taken just before and
+                             just after each saturated run (the highest counts, for that
+                             run's ratio); cores = os.cpu_count().
 
 Each "shipment" is four entries by one administration: cert.issue, shipment.declare
 citing it, and the loaded and departed events. An entry's commit time is when a node
-polled every 10 ms first reports the height of the block that holds it (the mapping is
+polled every 20 ms first reports the height of the block that holds it (the mapping is
 read from /v1/blocks once the node's pool has drained, so observing costs the nodes next
 to nothing meanwhile).
 
@@ -48,7 +49,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import aiohttp
@@ -58,6 +59,7 @@ from contracts import samples
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Params
 from ledger.keys import SigningKey
+from node.config import Timeouts
 from node.files import load_key
 from tests.cluster import Cluster, NodeProcess
 
@@ -81,19 +83,20 @@ PORTS = {
 }
 BATCH = 250
 CLIENTS = 2
-POLL_S = 0.01
+POLL_S = 0.02
 DRAINED_POLLS = 3
 DAY_MS = 86_400_000
+# A node's default consensus timeouts (node.toml), not the test cluster's short ones: a
+# validator must receive and re-execute a 5,000-entry proposal within propose_ms while
+# it verifies the flood of gossiped entries.
 NODE_SETTINGS: dict[str, int | str] = {
-    "propose_ms": 2000,
-    "prevote_ms": 1000,
-    "precommit_ms": 1000,
+    **{f.name: getattr(Timeouts(), f.name) for f in fields(Timeouts)},
+    "reconnect_min_ms": 50,
+    "reconnect_max_ms": 500,
     "mempool_max_entries": 200_000,
     "mempool_max_bytes": 512 * 1024 * 1024,
 }
-# The genesis default. A validator must receive and re-execute a proposal within
-# propose_ms (2 s here), which a 5,000-entry block now does on a small shared machine.
-BLOCK_ENTRIES = Params().max_block_entries
+BLOCK_ENTRIES = Params().max_block_entries  # the genesis default
 BLOCK_INTERVAL_MS = 200
 
 
@@ -345,7 +348,7 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def bench_validators(n: int, entries: int, ceiling: float, results: dict[str, float]) -> None:
+def bench_validators(n: int, entries: int, results: dict[str, float]) -> None:
     ids = list(PORTS)[:n]
     params = {"block_interval_ms": BLOCK_INTERVAL_MS, "max_block_entries": OPTIONS.block_entries}
     with (
@@ -357,7 +360,12 @@ def bench_validators(n: int, entries: int, ceiling: float, results: dict[str, fl
         cluster.start()
         cluster.wait_height(2)
         work = presign(cluster, entries, "S")
+        # The ceiling is measured right before and right after the saturated run, and the
+        # higher one counts: a shared machine's speed drifts, and a ceiling caught in a
+        # slow moment would flatter the ratio.
+        before = ed25519_verify_per_s()
         run, heights, total = asyncio.run(drive(cluster, work, None))
+        ceiling = max(before, ed25519_verify_per_s())
         committed = [run.height_seen[h] for h in heights.values()]
         elapsed = max(committed) - min(run.sent.values())
         rate = len(heights) / elapsed
@@ -367,6 +375,7 @@ def bench_validators(n: int, entries: int, ceiling: float, results: dict[str, fl
         results[prefix + "p50_ms"] = percentile(lat, 0.50)
         results[prefix + "p99_ms"] = percentile(lat, 0.99)
         results[prefix + "ratio"] = rate / ((os.cpu_count() or 1) * ceiling / n)
+        results["ed25519_verify_per_s"] = max(results.get("ed25519_verify_per_s", 0), ceiling)
         # Half rate for long enough to matter (about 10 s), but no more than asked for.
         half = max(4 * n, min(entries // 2, int(rate / 2 * 10)))
         work = presign(cluster, half, "H")
@@ -378,11 +387,9 @@ def bench_validators(n: int, entries: int, ceiling: float, results: dict[str, fl
 
 
 def measure(results: dict[str, float]) -> None:
-    ceiling = ed25519_verify_per_s()
-    results["ed25519_verify_per_s"] = ceiling
     results["cores"] = float(os.cpu_count() or 1)
     for n in OPTIONS.validators:
-        bench_validators(n, OPTIONS.entries, ceiling, results)
+        bench_validators(n, OPTIONS.entries, results)
 
 
 if __name__ == "__main__":
