@@ -186,6 +186,20 @@ async def test_line_topology_delivers_gossip_exactly_once(cluster) -> None:  # t
     assert b.peers.counters["gossip_relayed"] == 2
 
 
+async def test_full_mesh_delivers_once_without_relaying(cluster) -> None:  # type: ignore[no-untyped-def]
+    nodes = await cluster(MESH)
+    await until(lambda: all(len(n.peers.connected()) == 3 for n in nodes), "full mesh")
+    for n in nodes:
+        n.peers.broadcast("proposal", n.id.encode())
+    await until(
+        lambda: all(m.got(n.id.encode()) == 1 for n in nodes for m in nodes if m is not n),
+        "every proposal",
+    )
+    # Every peer was sent each message by its origin, so nobody forwards a copy.
+    assert sum(n.peers.counters["gossip_relayed"] for n in nodes) == 0
+    assert sum(n.peers.counters["gossip_duplicate"] for n in nodes) == 0
+
+
 async def test_ring_dedups_messages_arriving_by_two_paths(cluster) -> None:  # type: ignore[no-untyped-def]
     nodes = await cluster({"CN": ["DE"], "DE": ["NL"], "NL": ["US"], "US": ["CN"]})
     await until(lambda: all(len(n.peers.connected()) == 2 for n in nodes), "ring")
@@ -343,7 +357,7 @@ async def next_close(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
             "fault_malformed_frame",
         ),
         (
-            encode({"t": "msg", "k": "status", "p": b"x", "r": True}),
+            encode({"t": "msg", "k": "status", "p": b"x", "r": True, "s": []}),
             WSCloseCode.POLICY_VIOLATION,
             "fault_unexpected_frame",
         ),
@@ -473,6 +487,8 @@ async def test_handler_bug_is_kept_and_signalled(cluster) -> None:  # type: igno
         Auth(sig=b"s" * 64),
         Ok(),
         Message(k="vote", p=b"\x00\x01", r=True),
+        Message(k="vote", p=b"\x00\x01", r=True, s=("CN", "DE")),
+        Message(k="block_request", p=b"", r=False),
         Height(h=2**63 - 1),
     ],
 )
@@ -493,9 +509,16 @@ def test_every_frame_type_round_trips(frame: object) -> None:
         ({"t": "auth", "sig": b"s" * 63}, "auth.sig"),
         ({"t": "height", "h": -1}, "height.h"),
         ({"t": "height", "h": True}, "height.h"),
-        ({"t": "msg", "k": "gossip", "p": b"", "r": True}, "msg.k"),
-        ({"t": "msg", "k": "vote", "p": "text", "r": True}, "msg.p"),
-        ({"t": "msg", "k": "vote", "p": b"", "r": 1}, "msg.r"),
+        ({"t": "msg", "k": "gossip", "p": b"", "r": True, "s": []}, "msg.k"),
+        ({"t": "msg", "k": "vote", "p": "text", "r": True, "s": []}, "msg.p"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": 1, "s": []}, "msg.r"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": True}, "exactly fields"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": True, "s": ["DE", "CN"]}, "msg.s"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": True, "s": ["CN", "CN"]}, "msg.s"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": True, "s": ["cn"]}, "msg.s"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": True, "s": "CN"}, "msg.s"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": True, "s": ["A"] * 1025}, "msg.s"),
+        ({"t": "msg", "k": "vote", "p": b"", "r": False, "s": ["CN"]}, "relayed messages only"),
         (
             {
                 "t": "hello",
@@ -514,7 +537,7 @@ def test_every_frame_type_round_trips(frame: object) -> None:
                 "genesis": bytes(32),
                 "id": "CN",
                 "nonce": bytes(32),
-                "v": 2,
+                "v": 1,  # a peer of the protocol before reached sets is refused
             },
             "hello.v",
         ),

@@ -8,12 +8,13 @@ FrameError, so a peer can never smuggle unexpected shapes past the transport.
     challenge  listener -> dialer   {id, nonce, sig}
     auth       dialer -> listener   {sig}
     ok         listener -> dialer   {}
-    msg        either way           {k: kind, p: payload bytes, r: relay?}
+    msg        either way           {k: kind, p: payload bytes, r: relay?, s: [member ids]}
     height     either way           {h: committed height}
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from ledger.keys import SIGNATURE_BYTES
 from node.peers.errors import FrameError
 
 __all__ = [
+    "MAX_REACHED",
     "MESSAGE_KINDS",
     "NONCE_BYTES",
     "PROTOCOL_VERSION",
@@ -40,7 +42,11 @@ __all__ = [
     "encode_frame",
 ]
 
-PROTOCOL_VERSION = 1
+# 2: a relayed message carries ``s``, the members that already have it or are being sent
+# it (sorted, the sender included), so a relay forwards it only to links outside ``s``:
+# in a full mesh nothing is relayed at all, yet a line or ring still floods (issue 6).
+PROTOCOL_VERSION = 2
+MAX_REACHED = 1024
 NONCE_BYTES = 32
 HASH_BYTES = 32
 MAX_CHAIN_ID = 64
@@ -81,6 +87,7 @@ class Message:
     k: str
     p: bytes
     r: bool
+    s: tuple[str, ...] = ()  # with ``r``: who already has it or is being sent it
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,13 @@ def _chain(value: object) -> bool:
 
 def _kind(value: object) -> bool:
     return value in MESSAGE_KINDS
+
+
+def _reached(value: object) -> bool:
+    """Member ids in strictly increasing order (a set with one encoding), bounded."""
+    if not isinstance(value, list) or len(value) > MAX_REACHED:
+        return False
+    return all(map(_member_id, value)) and all(a < b for a, b in itertools.pairwise(value))
 
 
 def _height(value: object) -> bool:
@@ -135,7 +149,12 @@ _SCHEMAS: dict[str, tuple[type[Any], Mapping[str, _Check]]] = {
     "ok": (Ok, {}),
     "msg": (
         Message,
-        {"k": _kind, "p": lambda value: isinstance(value, bytes), "r": lambda v: type(v) is bool},
+        {
+            "k": _kind,
+            "p": lambda value: isinstance(value, bytes),
+            "r": lambda v: type(v) is bool,
+            "s": _reached,
+        },
     ),
     "height": (Height, {"h": _height}),
 }
@@ -171,5 +190,9 @@ def decode_frame(data: bytes, max_bytes: int) -> Frame:
     for field_name, check in checks.items():
         if not check(obj[field_name]):
             raise FrameError("malformed frame", f"{name}.{field_name} has a wrong value")
+    if name == "msg":
+        if obj["s"] and not obj["r"]:
+            raise FrameError("malformed frame", "msg.s is for relayed messages only")
+        obj["s"] = tuple(obj["s"])
     frame: Frame = cls(**obj)
     return frame

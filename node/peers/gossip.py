@@ -1,7 +1,8 @@
 """Gossip de-duplication: a message's id and a bounded memory of ids already seen.
 
-A node relays a relayable message to every link except the one it came on, the first
-time it sees it. Remembering ids in a bounded LRU stops the flood from circling: in any
+A node relays a relayable message, the first time it sees it, to its links outside the
+message's reached set (the members its senders sent it to; see ``frames``), adding them
+to the set. Remembering ids in a bounded LRU stops the flood from circling: in any
 topology each node delivers and forwards a message once while the id is remembered.
 """
 

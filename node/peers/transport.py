@@ -13,7 +13,9 @@ exception from the daemon's own ``on_message`` is a bug: it is logged, kept in
 
 Relayable messages are forwarded before ``on_message`` sees them: relaying is cheap and
 latency-critical, and every member is authenticated, so a member flooding junk is
-identified by its id in the receivers' logs and counters.
+identified by its id in the receivers' logs and counters. A relayed message names the
+members it was already sent to, and is forwarded only to links outside that set: in a
+full mesh no copy is relayed, in a line or a ring the flood still reaches everyone.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ledger.keys import SigningKey
 from node.config import NodeConfig
 from node.peers.errors import FrameError, HandshakeError, PeerError
 from node.peers.frames import (
+    MAX_REACHED,
     MESSAGE_KINDS,
     NONCE_BYTES,
     RELAYED_KINDS,
@@ -172,8 +175,10 @@ class PeerManager:
             raise ValueError(f"{kind!r} messages are point-to-point and cannot be relayed")
         # Marking our own message seen keeps it from being delivered back to us by relays.
         self._seen.add(message_id(kind, payload))
-        data = encode_frame(Message(k=kind, p=payload, r=relay))
-        return sum(link.enqueue(data) for link in list(self._links.values()))
+        links = list(self._links.values())
+        reached = tuple(sorted({self.my_id, *(link.peer_id for link in links)})) if relay else ()
+        data = encode_frame(Message(k=kind, p=payload, r=relay, s=reached))
+        return sum(link.enqueue(data) for link in links)
 
     def send(self, peer_id: str, kind: str, payload: bytes) -> bool:
         """Send to one linked peer without relay; False when there is no link to it."""
@@ -387,7 +392,7 @@ class PeerManager:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             try:
-                await self._on_frame(link, self._frame_of(msg), msg.data)
+                await self._on_frame(link, self._frame_of(msg))
             except PeerError as exc:
                 self._fault(link, exc)
                 return
@@ -401,7 +406,7 @@ class PeerManager:
         code = WSCloseCode.MESSAGE_TOO_BIG if too_big else WSCloseCode.POLICY_VIOLATION
         link.close(code, exc.reason)
 
-    async def _on_frame(self, link: Link, frame: Frame, raw: bytes) -> None:
+    async def _on_frame(self, link: Link, frame: Frame) -> None:
         if isinstance(frame, Height):
             link.height = frame.h
             return
@@ -414,11 +419,7 @@ class PeerManager:
             self.counters["gossip_duplicate"] += 1
             return
         if frame.r:
-            # ``raw`` passed the canonical decoder, so it is the frame's one encoding.
-            for other in list(self._links.values()):
-                if other is not link:
-                    other.enqueue(raw)
-                    self.counters["gossip_relayed"] += 1
+            self._relay(link, frame)
         self.counters["delivered"] += 1
         try:
             await self._on_message(link.peer_id, frame.k, frame.p)
@@ -426,6 +427,30 @@ class PeerManager:
             # The handler counts peer faults itself; anything escaping is our own bug.
             self._fail(exc)
             raise
+
+    def _relay(self, came_on: Link, frame: Message) -> None:
+        """Forward ``frame`` to the links outside its reached set, adding them to it.
+
+        Flooding to every link would hand each member n - 1 copies of every message in a
+        full mesh, each costing a frame decode and a hash of the payload before the
+        seen-cache drops it; only members nobody has sent it to still need it from us.
+        """
+        reached = set(frame.s)
+        targets = [
+            other
+            for peer_id, other in list(self._links.items())
+            if other is not came_on and peer_id not in reached
+        ]
+        if not targets:
+            return
+        reached.update(other.peer_id for other in targets)
+        reached.add(self.my_id)
+        data = encode_frame(
+            Message(k=frame.k, p=frame.p, r=True, s=tuple(sorted(reached)[:MAX_REACHED]))
+        )
+        for other in targets:
+            other.enqueue(data)
+            self.counters["gossip_relayed"] += 1
 
     def _fail(self, exc: BaseException) -> None:
         if self.failure is None:
