@@ -224,3 +224,11 @@ def test_encode_quick_path_packs_what_the_long_way_packs(value: object) -> None:
     except CodecError:
         got = "error"
     assert got == expected
+
+
+def test_a_failed_encode_leaves_nothing_behind_for_the_next() -> None:
+    # One Packer per thread is reused: a value it refuses midway must not leak bytes.
+    for bad in ({"a": ["x", 2**70]}, {"a": ["x", "\ud800"]}):
+        with pytest.raises(CodecError):
+            encode(bad)
+        assert encode({"b": [1, "y"]}) == msgpack.packb({"b": [1, "y"]}, use_bin_type=True)
