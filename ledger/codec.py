@@ -15,7 +15,15 @@ import msgpack
 
 from ledger.errors import CodecError
 
-__all__ = ["MAX_DEPTH", "MAX_INPUT_BYTES", "CodecError", "decode", "decode_vouched", "encode"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INPUT_BYTES",
+    "CodecError",
+    "decode",
+    "decode_vouched",
+    "encode",
+    "encode_canonical",
+]
 
 MAX_DEPTH = 32
 # A block of max_block_entries (5,000) entries of max_entry_bytes (16 KiB) is ~80 MiB;
@@ -52,6 +60,17 @@ def encode(obj: object) -> bytes:
             pass
     try:
         return _pack(_canonical(obj, 0))
+    except (OverflowError, UnicodeEncodeError, ValueError, TypeError) as exc:
+        raise CodecError(f"cannot encode: {exc}") from exc
+
+
+def encode_canonical(obj: object) -> tuple[Any, bytes]:
+    """(the canonical copy of ``obj``, its encoding): for values from outside (JSON) that
+    are rarely in key order, so ``encode``'s quick check would only add to the cost; the
+    copy decodes from the bytes unchanged, so a caller can check it instead of decoding."""
+    try:
+        value = _canonical(obj, 0)
+        return value, _pack(value)
     except (OverflowError, UnicodeEncodeError, ValueError, TypeError) as exc:
         raise CodecError(f"cannot encode: {exc}") from exc
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.codec import MAX_DEPTH, decode, decode_vouched, encode
+from ledger.codec import MAX_DEPTH, decode, decode_vouched, encode, encode_canonical
 from ledger.errors import CodecError, EntryError
 from ledger.keys import SIGNATURE_BYTES, Domain, SigningKey, VerifyKey
 
@@ -127,9 +127,16 @@ def entry_from_json(obj: object, max_entry_bytes: int) -> SignedEntry:
     except ValueError as exc:
         raise EntryError("malformed", "sig is not hex") from exc
     try:
-        data = encode({"entry": obj["entry"], "sig": sig})
+        wire, data = encode_canonical({"entry": obj["entry"], "sig": sig})
     except CodecError as exc:
         raise EntryError("malformed", str(exc)) from exc
+    # ``wire`` is what decoding ``data`` would give back: when it passes the one-walk
+    # check, decode_wire would accept it unchanged, so the entry is built from it.
+    if len(data) <= max_entry_bytes and data.startswith(_WIRE_HEAD) and _is_plain_wire(wire):
+        raw = wire["entry"]
+        entry = Entry(raw["chain"], raw["kind"], raw["author"], raw["ts"], raw["body"])
+        entry_bytes = data[len(_WIRE_HEAD) : len(data) - _WIRE_TAIL_LEN]
+        return SignedEntry(entry, wire["sig"], entry_bytes, data)
     return decode_wire(data, max_entry_bytes)
 
 

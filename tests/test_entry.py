@@ -12,8 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.codec import decode, encode
-from ledger.entry import Entry, _decode_wire_checked, decode_wire, entry_from_json
-from ledger.errors import EntryError, SignatureError
+from ledger.entry import (
+    Entry,
+    SignedEntry,
+    _decode_wire_checked,
+    decode_wire,
+    entry_from_json,
+)
+from ledger.errors import CodecError, EntryError, SignatureError
 from tests.factories import CHAIN_ID, member_key, sign_entry
 
 BODY = {"cert_id": "CN-2026-000123", "hs_codes": ["090111", "090112"], "type": "origin"}
@@ -204,3 +210,29 @@ def test_a_signed_entry_takes_the_one_walk_path() -> None:
     signed = sign_entry("CN", "cert.issue", {"b": [1, {"a": True}], "a": "x"})
     assert decode_vouched(signed.wire_bytes, _is_plain_wire) is not None
     assert decode_wire(signed.wire_bytes, 16384) == _decode_wire_checked(signed.wire_bytes, 16384)
+
+
+def _from_json_reference(obj: dict[str, Any], max_entry_bytes: int) -> SignedEntry:
+    """entry_from_json as first written: encode the wire, then decode it strictly."""
+    try:
+        data = encode({"entry": obj["entry"], "sig": bytes.fromhex(obj["sig"])})
+    except CodecError as exc:
+        raise EntryError("malformed", str(exc)) from exc
+    return decode_wire(data, max_entry_bytes)
+
+
+@settings(max_examples=300)
+@given(_wire_like, st.sampled_from([4096, 60]))
+def test_entry_from_json_agrees_with_encode_then_decode(wire: dict[str, Any], limit: int) -> None:
+    if len(wire["sig"]) != 64:
+        return  # the hex check before encoding is covered by test_bad_json_is_malformed
+    obj = {"entry": wire["entry"], "sig": wire["sig"].hex()}
+
+    def outcome(convert: Any) -> object:
+        try:
+            signed = convert(obj, limit)
+        except EntryError as exc:
+            return ("error", exc.code, exc.reason)
+        return (signed.entry, signed.sig, signed.entry_bytes, signed.wire_bytes, signed.id)
+
+    assert outcome(entry_from_json) == outcome(_from_json_reference)
