@@ -1,4 +1,6 @@
-"""Benchmarks: ``python scripts/bench.py core [--json]`` (``network`` to come).
+"""Benchmarks: ``python scripts/bench.py core [--json]`` (one process: ledger, state map,
+contracts) and ``python scripts/bench.py network [--validators 4,7,10] ...`` (validators
+as real processes; see ``bench_network.py`` for its options).
 
 A section is a list of figure modules in ``scripts/``. Each module exposes
 ``measure(results: dict[str, float]) -> None`` and may expose ``TARGETS``: figure name ->
