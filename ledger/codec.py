@@ -7,7 +7,6 @@ shortest form. ``decode`` accepts exactly the byte strings that ``encode`` produ
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -35,17 +34,16 @@ _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
 
-_local = threading.local()
+# One Packer for the module instead of the one ``msgpack.packb`` builds per call (a third
+# of a small value's packing time). Sharing it is safe: only values of the data model
+# reach it (dicts, lists, str, bytes, int, bool, None, as checked or rebuilt here), whose
+# packing runs no Python code, so one pack cannot be interleaved with another (and
+# nothing below ``node`` runs threads: tests/test_layering.py); a failed pack resets it.
+_packer = msgpack.Packer(use_bin_type=True)
 
 
 def _pack(obj: object) -> bytes:
-    """``msgpack.packb`` without building a Packer per call (it costs a third of a small
-    value's packing); one Packer per thread, which resets itself when packing fails."""
-    try:
-        packer = _local.packer
-    except AttributeError:
-        packer = _local.packer = msgpack.Packer(use_bin_type=True)
-    return packer.pack(obj)  # type: ignore[no-any-return]
+    return _packer.pack(obj)  # type: ignore[no-any-return]
 
 
 def encode(obj: object) -> bytes:
