@@ -227,7 +227,7 @@ def test_encode_quick_path_packs_what_the_long_way_packs(value: object) -> None:
 
 
 def test_a_failed_encode_leaves_nothing_behind_for_the_next() -> None:
-    # One Packer per thread is reused: a value it refuses midway must not leak bytes.
+    # The module's one Packer is reused: a value it refuses midway must not leak bytes.
     for bad in ({"a": ["x", 2**70]}, {"a": ["x", "\ud800"]}):
         with pytest.raises(CodecError):
             encode(bad)
