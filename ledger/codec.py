@@ -22,6 +22,7 @@ __all__ = [
     "decode_vouched",
     "encode",
     "encode_canonical",
+    "plain_sorted",
 ]
 
 MAX_DEPTH = 32
@@ -29,7 +30,7 @@ MAX_DEPTH = 32
 # callers with tighter limits pass their own ``max_bytes``.
 MAX_INPUT_BYTES = 96 * 1024 * 1024
 
-_SCALARS = frozenset({str, bytes, int, bool, type(None)})
+_SCALARS: frozenset[type] = frozenset({str, bytes, int, bool, type(None)})
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
@@ -51,7 +52,7 @@ def encode(obj: object) -> bytes:
     # Values the node builds itself are usually canonical already (sorted keys, plain
     # types): checking that is cheaper than rebuilding them and packs the same bytes.
     # Anything the quick path cannot pack goes the long way for the precise error.
-    if type(obj) in _CONTAINERS and _plainly_canonical(obj, 0):
+    if type(obj) in _CONTAINERS and plain_sorted(obj, 0):
         try:
             return _pack(obj)
         except (OverflowError, UnicodeEncodeError, ValueError, TypeError):
@@ -133,7 +134,7 @@ def decode(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
         raise CodecError(f"nesting deeper than {MAX_DEPTH}") from exc
     except (ValueError, UnicodeDecodeError, TypeError, msgpack.UnpackException) as exc:
         raise CodecError(f"not decodable: {exc}") from exc
-    if not (type(obj) in _CONTAINERS and _plainly_canonical(obj, 0)):
+    if not (type(obj) in _CONTAINERS and plain_sorted(obj, 0)):
         _check(obj, 0)  # raises the precise error
     # Every remaining difference (long forms, duplicate keys collapsed by the dict) shows
     # up as a re-encoding that differs from the input.
@@ -145,7 +146,7 @@ def decode(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
 def decode_vouched(data: bytes, vouch: Callable[[Any], bool]) -> Any | None:
     """Decode ``data`` when ``vouch`` accepts the value and it re-encodes to ``data``.
 
-    ``vouch`` must return True only for values ``_plainly_canonical`` would accept (str
+    ``vouch`` must return True only for values ``plain_sorted`` would accept (str
     keys in order, data-model types, depth within MAX_DEPTH); a caller that checks a
     value's exact shape anyway can fold those checks into one walk. None means "no
     verdict": the caller then runs ``decode`` for the precise error (or a late yes).
@@ -168,35 +169,30 @@ def _reject_ext(code: int, data: bytes) -> object:
 _CONTAINERS = (dict, list)
 
 
-def _plainly_canonical(container: Any, depth: int) -> bool:
-    """True only if ``_check`` would accept ``container``; it just says yes or no.
+def plain_sorted(container: Any, depth: int, scalars: frozenset[type] = _SCALARS) -> bool:
+    """True only if every map in ``container`` has str keys in canonical order, every
+    other value is of a type in ``scalars``, and no container lies below MAX_DEPTH.
 
-    The ingest hot path: scalars are judged inline rather than by one call each, which
-    makes a typical entry's walk about a third cheaper. Anything it refuses goes through
-    ``_check``, so the accepted inputs and every error message stay exactly the same.
+    A yes/no walk for hot paths (scalars judged inline, not by a call each): with the
+    default ``scalars`` it accepts exactly what ``_check`` accepts, so anything it
+    refuses can go through ``_check`` for the precise error.
     """
     if depth >= MAX_DEPTH:
         return not container
     if type(container) is dict:
         previous = ""
-        for key, child in container.items():
+        for key in container:
             # Keys are unique within a dict, so "not after the previous" means unsorted.
             if type(key) is not str or key < previous:
                 return False
             previous = key
-            kind = type(child)
-            if kind is dict or kind is list:
-                if not _plainly_canonical(child, depth + 1):
-                    return False
-            elif kind not in _SCALARS:
-                return False
-        return True
+        container = container.values()
     for child in container:
         kind = type(child)
         if kind is dict or kind is list:
-            if not _plainly_canonical(child, depth + 1):
+            if not plain_sorted(child, depth + 1, scalars):
                 return False
-        elif kind not in _SCALARS:
+        elif kind not in scalars:
             return False
     return True
 

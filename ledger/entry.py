@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.codec import MAX_DEPTH, decode, decode_vouched, encode, encode_canonical
+from ledger.codec import decode, decode_vouched, encode, encode_canonical, plain_sorted
 from ledger.errors import CodecError, EntryError
 from ledger.keys import SIGNATURE_BYTES, Domain, SigningKey, VerifyKey
 
@@ -21,6 +21,7 @@ __all__ = ["Entry", "SignedEntry", "body_is_plain", "decode_wire", "entry_from_j
 _ENTRY_KEYS = ("author", "body", "chain", "kind", "ts")
 _ENTRY_KEY_LIST = list(_ENTRY_KEYS)
 _WIRE_KEYS = ["entry", "sig"]
+_BODY_SCALARS: frozenset[type] = frozenset({str, int, bool})  # what body_is_plain allows
 _MAX_FIELD = 256
 # Canonical wire = fixmap(2) "entry" <entry> "sig" bin8(64) <sig>; the entry's own bytes
 # are therefore a slice of the wire, which spares a re-encoding on the ingest path.
@@ -202,31 +203,9 @@ def _is_plain_wire(obj: Any) -> bool:
         if type(value) is not str or not 1 <= len(value) <= _MAX_FIELD:
             return False
     ts, body = raw["ts"], raw["body"]
-    return type(ts) is int and 0 <= ts < 2**63 and type(body) is dict and _plain_sorted(body, 2)
-
-
-def _plain_sorted(container: Any, depth: int) -> bool:
-    """``body_is_plain`` and the codec's key-order and depth rules in one walk."""
-    if depth >= MAX_DEPTH:
-        return not container
-    if type(container) is dict:
-        previous = ""
-        for key, child in container.items():
-            if type(key) is not str or key < previous:
-                return False
-            previous = key
-            kind = type(child)
-            if kind is str or kind is int or kind is bool:
-                continue
-            if (kind is dict or kind is list) and _plain_sorted(child, depth + 1):
-                continue
-            return False
-        return True
-    for child in container:
-        kind = type(child)
-        if kind is str or kind is int or kind is bool:
-            continue
-        if (kind is dict or kind is list) and _plain_sorted(child, depth + 1):
-            continue
-        return False
-    return True
+    return (
+        type(ts) is int
+        and 0 <= ts < 2**63
+        and type(body) is dict
+        and plain_sorted(body, 2, _BODY_SCALARS)
+    )

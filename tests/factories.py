@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+import plyvel
 
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis, Member, Params
@@ -65,3 +68,12 @@ def sign_entry(
 ) -> SignedEntry:
     entry = Entry(chain=chain_id, kind=kind, author=author, ts=ts, body=dict(body))
     return entry.sign(key or member_key(author))
+
+
+def dump_db(path: Path) -> dict[bytes, bytes]:
+    """Every key and value of the closed LevelDB at ``path`` (to compare whole stores)."""
+    db = plyvel.DB(str(path))
+    try:
+        return dict(db.iterator())
+    finally:
+        db.close()

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import plyvel
 import pytest
 
 from ledger.block import PRECOMMIT, Block, Commit, Header, Vote, commit_signatures
@@ -25,7 +24,7 @@ from ledger.history import EMPTY_HEAD, SubjectState, chain_head, subject_key
 from ledger.merkle import root as merkle_root
 from ledger.statemap import EMPTY_ROOT, StateMap, verify_proof
 from ledger.store import Store
-from tests.factories import GENESIS_TIME, make_genesis, member_key, sign_entry
+from tests.factories import GENESIS_TIME, dump_db, make_genesis, member_key, sign_entry
 
 Accepted = Sequence[tuple[SignedEntry, Sequence[str]]]
 
@@ -215,14 +214,6 @@ def _subjects_for(n: int) -> list[str]:
     return [first, second, first] if n % 5 == 0 else [first, second]
 
 
-def _dump(path: Path) -> dict[bytes, bytes]:
-    db = plyvel.DB(str(path))
-    try:
-        return dict(db.iterator())
-    finally:
-        db.close()
-
-
 def test_staged_commit_writes_exactly_what_the_direct_commit_writes(
     tmp_path: Path, genesis: Genesis
 ) -> None:
@@ -242,7 +233,7 @@ def test_staged_commit_writes_exactly_what_the_direct_commit_writes(
             commit_staged(staged_store, staged, block, commit)
             direct_store.commit_block(block, commit, [s for _, s in accepted], staged.writes)
         assert staged_store.log_root() == direct_store.log_root()
-    staged_bytes, direct_bytes = _dump(tmp_path / "staged"), _dump(tmp_path / "direct")
+    staged_bytes, direct_bytes = dump_db(tmp_path / "staged"), dump_db(tmp_path / "direct")
     assert staged_bytes == direct_bytes
     assert {k[:2] for k in staged_bytes} >= {b"e:", b"s:", b"k:", b"l:", b"n:", b"h:", b"c:"}
     for subject in _SUBJECTS:

@@ -19,7 +19,7 @@ from ledger.genesis import Params
 from ledger.history import HistoryError, subject_key
 from ledger.merkle_log import MerkleLog
 from ledger.store import EntryLocation, Store, SubjectRef
-from tests.factories import make_genesis
+from tests.factories import dump_db, make_genesis
 from tests.store_crash_child import make_commit, make_entries, next_block, subjects_of
 
 GENESIS = make_genesis()
@@ -42,14 +42,6 @@ def _commit_next(store: Store, first: int, count: int) -> tuple[Block, Commit]:
     block, commit = next_block(store, GENESIS, entries)
     store.commit_block(block, commit, subjects_of(entries))
     return block, commit
-
-
-def _dump(path: Path) -> dict[bytes, bytes]:
-    db = plyvel.DB(str(path))
-    try:
-        return dict(db.iterator())
-    finally:
-        db.close()
 
 
 # -- round trips -----------------------------------------------------------------------
@@ -216,10 +208,10 @@ def test_a_foreign_leveldb_is_not_adopted(path: Path) -> None:
 def test_bad_blocks_are_refused_and_write_nothing(path: Path) -> None:
     with Store.open(path, GENESIS) as store:
         _commit_next(store, 0, 3)
-    before = _dump(path)
+    before = dump_db(path)
     with Store.open(path, GENESIS) as store:
         _assert_refusals(store)
-    assert _dump(path) == before
+    assert dump_db(path) == before
 
 
 def _refuse(store: Store, block: Block, commit: Commit, match: str, **kw: object) -> None:
@@ -261,7 +253,7 @@ def _assert_refusals(store: Store) -> None:
 def test_a_staged_log_append_is_refused_unless_it_fits(path: Path) -> None:
     with Store.open(path, GENESIS) as store:
         _commit_next(store, 0, 3)
-    before = _dump(path)
+    before = dump_db(path)
     with Store.open(path, GENESIS) as store:
         entries = make_entries(3, 4)
         good, commit = next_block(store, GENESIS, entries)
@@ -276,7 +268,7 @@ def test_a_staged_log_append_is_refused_unless_it_fits(path: Path) -> None:
         _refuse(store, forged, forged_commit, log=store.log_append(wires), match="entries gives")
         _refuse(store, good, commit, digests=[[bytes(32)]] * 3, match="3 subject digest lists")
         assert store.height == 1
-    assert _dump(path) == before
+    assert dump_db(path) == before
 
 
 def test_a_fitting_staged_append_and_digests_are_committed(store: Store) -> None:
@@ -299,7 +291,7 @@ def test_the_subject_index_is_keyed_like_the_state_map(path: Path, subject: str)
         entries = make_entries(0, 1)
         block, commit = next_block(store, GENESIS, entries)
         store.commit_block(block, commit, [[subject]])
-    dump = _dump(path)
+    dump = dump_db(path)
     key = subject_key(subject)
     assert dump[b"k:" + key] == b"\x01"
     assert dump[b"s:" + key + bytes(8)] == msgpack.packb([entries[0].id, 1, 0])
