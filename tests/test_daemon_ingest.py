@@ -1,0 +1,89 @@
+"""The daemon's entry intake in-process: gossip batches and proposals' entries.
+
+A real node (store, HTTP server and peer manager on 127.0.0.1) started in this process,
+so its pool and counters can be read directly; DE, the other member, never runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from contracts import samples
+from ledger.entry import Entry, SignedEntry
+from ledger.keys import SigningKey
+from node.config import load_config
+from node.daemon import Node
+from node.files import load_genesis, load_key
+from node.wire import encode_entries
+from tests.cluster import Cluster
+
+
+def _rejected(node: Node, code: str) -> float:
+    value = node.metrics.registry.get_sample_value("customs_entries_rejected_total", {"code": code})
+    return value or 0.0
+
+
+def _certificates(chain: str, key: SigningKey, count: int, first: int = 0) -> list[SignedEntry]:
+    now = int(time.time() * 1000)
+    return [
+        Entry(
+            chain, "cert.issue", "DE", now, samples.cert_issue(f"DE-T{first + n:05d}", "DE")
+        ).sign(key)
+        for n in range(count)
+    ]
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[tuple[Node, SigningKey]]:
+    cluster = Cluster(tmp_path, ["CN", "DE"], validators=["CN"])
+    config = load_config(cluster["CN"].config)
+    node = Node(
+        config,
+        load_genesis(cluster["CN"].root / "genesis.json"),
+        load_key(cluster["CN"].root / "node.key"),
+    )
+    await node.start()
+    try:
+        yield node, load_key(cluster["DE"].root / "node.key")
+    finally:
+        await node.stop()
+        cluster.close()
+
+
+async def test_gossiped_entries_are_pooled_once_and_forgeries_refused(node) -> None:  # type: ignore[no-untyped-def]
+    n, de_key = node
+    entries = _certificates(n.genesis.chain_id, de_key, 3)
+    payload = encode_entries([e.wire_bytes for e in entries])
+    n._on_entries("DE", payload)
+    n._on_entries("DE", payload)  # a relayed copy: nothing changes, nothing is refused
+    assert [e.id for e in entries] == [e.id for e in n.mempool.reap(10)]
+    assert _rejected(n, "bad_signature") == 0
+
+    # A pooled entry under another signature is checked, not taken for the pooled one.
+    forged = bytearray(entries[0].wire_bytes)
+    forged[-1] ^= 1
+    n._on_entries("DE", encode_entries([bytes(forged)]))
+    assert _rejected(n, "bad_signature") == 1
+    assert n.mempool.get(entries[0].id) == entries[0]
+
+
+async def test_a_checked_proposals_entries_become_pending(node) -> None:  # type: ignore[no-untyped-def]
+    n, de_key = node
+    gossiped, proposed = (
+        _certificates(n.genesis.chain_id, de_key, 4)[:1],
+        _certificates(n.genesis.chain_id, de_key, 3, first=20),
+    )
+    n._on_entries("DE", encode_entries([e.wire_bytes for e in gossiped]))
+    n.pool_proposed([*gossiped, *proposed])
+    assert [e.id for e in n.mempool.reap(10)] == [e.id for e in [*gossiped, *proposed]]
+    # Their gossip copies, arriving later, are recognised: nothing is pooled twice.
+    n._on_entries("DE", encode_entries([e.wire_bytes for e in proposed]))
+    assert len(n.mempool) == 4
+    # A full pool refuses quietly: the proposal's fate does not depend on our pool.
+    n.mempool.max_entries = 4
+    n.pool_proposed(_certificates(n.genesis.chain_id, de_key, 1, first=40))
+    assert len(n.mempool) == 4
