@@ -232,19 +232,6 @@ class Node:
 
     # ---- entries --------------------------------------------------------------------
 
-    def admit(self, entry: SignedEntry, *, gossip: bool, checked: bool = False) -> str:
-        """Check an entry at once (stateless rules), pool it and queue it for gossip.
-
-        ``checked`` says the caller has just run ``check_entry_stateless`` on this exact
-        entry: the signature is then verified once per node, as the issue asks.
-        """
-        entry_id = entry.id
-        if self.store.has_entry(entry_id):
-            raise Rejection("duplicate", f"entry {entry_id.hex()} is already committed")
-        if not checked and not self.mempool.signature_verified(entry):
-            check_entry_stateless(entry, self.genesis)
-        return self._pool(entry, gossip=gossip)
-
     def _pool(self, entry: SignedEntry, *, gossip: bool) -> str:
         """Pool an entry that is checked and not committed; queue it for gossip."""
         entry_id = entry.id
@@ -275,7 +262,7 @@ class Node:
     def admit_batch(self, entries: Sequence[SignedEntry]) -> list[str]:
         """Admit a client's stateless-checked batch whole or not at all.
 
-        Every check that ``admit`` could fail on runs first, so a refused batch leaves the
+        Every check that pooling could fail on runs first, so a refused batch leaves the
         pool unchanged and the client can resubmit all of it (DESIGN §12).
         """
         now = now_ms()
