@@ -34,7 +34,6 @@ one LevelDB snapshot through ``Store.snapshot()``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -58,6 +57,7 @@ from ledger.errors import (
     StoreInUseError,
 )
 from ledger.genesis import Genesis
+from ledger.history import HistoryError, subject_key
 from ledger.merkle_log import LEAF_PREFIX, LogAppend, LogReader, MerkleLog, leaf_key
 
 __all__ = ["EXTRA_PREFIX", "EntryLocation", "Store", "StoreView", "SubjectRef"]
@@ -71,7 +71,6 @@ COMMIT_PREFIX = b"c:"
 ENTRY_PREFIX = b"e:"
 SUBJECT_PREFIX = b"s:"
 SUBJECT_COUNT_PREFIX = b"k:"
-MAX_SUBJECT_BYTES = 1024
 _MAX_RECORD = 256 * 1024
 _EXTRA_VALUE_TYPES = {bytes, type(None)}
 _LOCK_ERROR = re.compile(rb"IO error: lock ")
@@ -97,15 +96,11 @@ def _u64(n: int) -> bytes:
 
 
 def _subject_digest(subject: str) -> bytes:
-    if not isinstance(subject, str) or not subject:
-        raise StoreError(f"subject must be a non-empty string, got {subject!r}")
+    # The index keys a subject by its state-map key, so one function names both.
     try:
-        raw = subject.encode("utf-8", "strict")
-    except UnicodeEncodeError as exc:
-        raise StoreError(f"subject {subject!r} is not valid UTF-8 text") from exc
-    if len(raw) > MAX_SUBJECT_BYTES:
-        raise StoreError(f"subject of {len(raw)} bytes exceeds {MAX_SUBJECT_BYTES}")
-    return hashlib.sha256(raw).digest()
+        return subject_key(subject)
+    except HistoryError as exc:
+        raise StoreError(str(exc)) from exc
 
 
 def _decode(raw: bytes, what: str) -> Any:
