@@ -20,6 +20,10 @@ half that rate:
                              of the machine's signature-verification ceiling the network
                              reaches, every node checking every entry once;
     net_<N>v_ceiling_per_s   the ceiling N's ratios are taken against (below);
+    net_<N>v_node_cpu_us     CPU time the nodes spent per committed entry and node in the
+                             median run (user + system, from /proc): with the cores busy,
+                             ratio ~ (1e6 / ceiling) / node_cpu_us, so 0.5 needs a node's
+                             whole cost per entry within two bare verifications;
     net_<N>v_rejected        entries that did not commit (should be 0).
     ed25519_verify_per_s     bare ``cryptography`` Ed25519 verifies per second, one
                              process, best of five short rounds taken just before and
@@ -367,16 +371,33 @@ class Saturation:
     ceiling: float  # the higher of the ceilings measured just before and just after
     latencies_ms: list[float]
     rejected: int
+    node_cpu_us: float  # CPU the nodes spent per committed entry and node (nan if unknown)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process (Linux /proc; nan elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def nodes_cpu_seconds(cluster: Cluster) -> float:
+    return sum(cpu_seconds(node.proc.pid) for node in cluster.nodes.values() if node.proc)
 
 
 def saturate_once(cluster: Cluster, entries: int, tag: str) -> Saturation:
     work = presign(cluster, entries, tag)
     before = ed25519_verify_per_s()
+    cpu_before = nodes_cpu_seconds(cluster)
     run, heights, total = asyncio.run(drive(cluster, work, None))
+    cpu = nodes_cpu_seconds(cluster) - cpu_before
     ceiling = max(before, ed25519_verify_per_s())
     committed = [run.height_seen[h] for h in heights.values()]
     rate = len(heights) / (max(committed) - min(run.sent.values()))
-    return Saturation(rate, ceiling, latencies_ms(run, heights), total - len(heights))
+    node_cpu_us = cpu / max(1, len(heights)) / len(cluster.nodes) * 1e6
+    return Saturation(rate, ceiling, latencies_ms(run, heights), total - len(heights), node_cpu_us)
 
 
 def ratio(rate: float, ceiling: float, n: int) -> float:
@@ -415,7 +436,8 @@ def bench_validators(n: int, entries: int, results: dict[str, float]) -> None:
             runs.append(run := saturate_once(cluster, entries, f"S{r}"))
             print(
                 f"  {n} validators, run {r + 1}/{OPTIONS.repeat}: {run.rate:,.0f} entries/s,"
-                f" ceiling around it {run.ceiling:,.0f}/s",
+                f" ceiling around it {run.ceiling:,.0f}/s,"
+                f" {run.node_cpu_us:,.0f} us of node CPU per entry and node",
                 file=sys.stderr,
                 flush=True,
             )
@@ -435,6 +457,7 @@ def bench_validators(n: int, entries: int, results: dict[str, float]) -> None:
     results[prefix + "ratio_min"] = ratio(min(run.rate for run in runs), ceiling, n)
     results[prefix + "ratio_max"] = ratio(max(run.rate for run in runs), ceiling, n)
     results[prefix + "ceiling_per_s"] = ceiling
+    results[prefix + "node_cpu_us"] = median.node_cpu_us
     results["ed25519_verify_per_s"] = max(results.get("ed25519_verify_per_s", 0.0), ceiling)
     lat2 = latencies_ms(run2, heights2)
     results[prefix + "half_p50_ms"] = percentile(lat2, 0.50)
