@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.codec import decode, decode_vouched, encode, encode_canonical, plain_sorted
+from ledger.codec import (
+    MAX_DEPTH,
+    decode,
+    decode_vouched,
+    encode,
+    encode_canonical,
+    plain_sorted,
+)
 from ledger.errors import CodecError, EntryError
 from ledger.keys import SIGNATURE_BYTES, Domain, SigningKey, VerifyKey
 
@@ -23,6 +30,7 @@ _ENTRY_KEY_LIST = list(_ENTRY_KEYS)
 _WIRE_KEYS = ["entry", "sig"]
 _BODY_SCALARS: frozenset[type] = frozenset({str, int, bool})  # what body_is_plain allows
 _MAX_FIELD = 256
+_BODY_DEPTH = 2  # wire -> entry -> body: the codec counts depth from the wire's root
 # Canonical wire = fixmap(2) "entry" <entry> "sig" bin8(64) <sig>; the entry's own bytes
 # are therefore a slice of the wire, which spares a re-encoding on the ingest path.
 _WIRE_HEAD = b"\x82\xa5entry"
@@ -51,9 +59,13 @@ class Entry:
 
     def sign(self, key: SigningKey) -> SignedEntry:
         _check_entry_fields(self.to_obj())
-        data = self.encode()
-        sig = key.sign(Domain.ENTRY, self.chain, data)
-        return SignedEntry(self, sig, data, encode({"entry": self.to_obj(), "sig": sig}))
+        try:
+            data = self.encode()
+            sig = key.sign(Domain.ENTRY, self.chain, data)
+            wire = encode({"entry": self.to_obj(), "sig": sig})
+        except CodecError as exc:  # e.g. a map key that is not a str, an integer too large
+            raise EntryError("malformed", f"entry.body: {exc}") from exc
+        return SignedEntry(self, sig, data, wire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +176,17 @@ def _check_entry_fields(raw: object) -> Entry:
     if not isinstance(body, dict):
         raise EntryError("malformed", "entry.body must be a map")
     if not body_is_plain(body):
-        raise EntryError("malformed", "entry.body may hold only str, int, bool, list and map")
+        raise EntryError(
+            "malformed",
+            "entry.body may hold only str, int, bool, list and map, "
+            f"nested at most {MAX_DEPTH - _BODY_DEPTH} deep",
+        )
     return Entry(raw["chain"], raw["kind"], raw["author"], ts, body)
 
 
-def body_is_plain(value: object) -> bool:
-    """True when ``value`` holds only str, int, bool, list and map (JSON-safe)."""
+def body_is_plain(value: object, depth: int = 0) -> bool:
+    """True when ``value`` holds only str, int, bool, list and map (JSON-safe), nested
+    no deeper than a body may be in a wire entry (``depth`` counts from the body)."""
     kind = type(value)
     if kind is dict:
         children = value.values()  # type: ignore[attr-defined]
@@ -177,12 +194,16 @@ def body_is_plain(value: object) -> bool:
         children = value
     else:
         return kind is str or kind is int or kind is bool
-    # Scalars are judged inline, one call per container (the ingest hot path).
+    # The codec's depth rule (plain_sorted's): past MAX_DEPTH only an empty container.
+    # Checked here too, so that a deep body from JSON cannot exhaust the Python stack.
+    if depth + _BODY_DEPTH >= MAX_DEPTH:
+        return not value
+    # Scalars are judged inline, one call per container.
     for child in children:
         kind = type(child)
         if kind is str or kind is int or kind is bool:
             continue
-        if (kind is dict or kind is list) and body_is_plain(child):
+        if (kind is dict or kind is list) and body_is_plain(child, depth + 1):
             continue
         return False
     return True

@@ -161,6 +161,9 @@ class _Routes:
             return json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "malformed", f"body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            # The JSON parser recurses per nesting level; no entry comes near this depth.
+            raise ApiError(400, "malformed", "body is not valid JSON: nested too deeply") from exc
 
     async def post_entries(self, request: web.Request) -> web.Response:
         self._authorize(request)

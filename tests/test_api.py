@@ -176,6 +176,50 @@ def test_malformed_entry_bodies_get_400_with_a_code(
     error(node.post("/v1/entries", raw=raw), 400, code)
 
 
+def nested(depth: int, inner: bytes = b"1") -> bytes:
+    return b"[" * depth + inner + b"]" * depth
+
+
+@pytest.mark.parametrize("depth", [100, 900, 990, 1100, 3000])
+@pytest.mark.parametrize("path", ["/v1/entries", "/v1/submit"])
+def test_deeply_nested_json_gets_400_not_500(node: NodeProcess, path: str, depth: int) -> None:
+    # Around Python's recursion limit (1000) the parser or a later walk over the value
+    # would raise RecursionError: every depth must still be a client error with a code.
+    sig = '"' + "0" * 128 + '"'
+    bodies = [
+        nested(depth),
+        b'{"entry": ' * (depth // 10),  # unterminated as well as deep
+        b'{"entry": {"author": "CN", "body": {"a": '
+        + nested(depth)
+        + b'}, "chain": "'
+        + CHAIN.encode()
+        + b'", "kind": "cert.issue", "ts": 1}, "sig": '
+        + sig.encode()
+        + b"}",
+        b'{"kind": "cert.issue", "body": {"holder": ' + nested(depth) + b"}}",
+    ]
+    before = mempool(node)
+    for raw in bodies:
+        reply = node.post(path, raw=raw)
+        assert reply.status == 400, (raw[:60], reply.status, reply.body[:200])
+        assert reply.json()["code"] in {"malformed", "invalid_body"}, reply.body[:200]
+    assert mempool(node) == before
+
+
+def test_a_request_line_over_the_parser_limit_is_a_400_logged_in_one_line(
+    node: NodeProcess,
+) -> None:
+    tracebacks = node.log_text().count("Traceback")
+    reply = node.get("/v1/proofs?subject=" + "a" * 9000)
+    assert reply.status == 400
+    deadline = time.monotonic() + 5
+    while "malformed HTTP request" not in node.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = node.log_text()
+    assert "malformed HTTP request" in log
+    assert log.count("Traceback") == tracebacks
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [

@@ -16,6 +16,7 @@ from ledger.entry import (
     Entry,
     SignedEntry,
     _decode_wire_checked,
+    body_is_plain,
     decode_wire,
     entry_from_json,
 )
@@ -146,6 +147,51 @@ def test_sign_refuses_a_body_json_cannot_carry() -> None:
     entry = Entry(CHAIN_ID, "cert.issue", "CN", 1, {"x": b"bytes"})
     with pytest.raises(EntryError):
         entry.sign(member_key("CN"))
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {1: "a map key that is not a str"},
+        {"x": {2: "deeper"}},
+        {"n": 2**64},  # beyond msgpack's integers
+        {"n": -(2**63) - 1},
+    ],
+)
+def test_sign_refuses_a_body_the_codec_cannot_encode_with_an_entry_error(
+    body: dict[Any, Any],
+) -> None:
+    with pytest.raises(EntryError) as info:
+        Entry(CHAIN_ID, "cert.issue", "CN", 1, body).sign(member_key("CN"))
+    assert info.value.code == "malformed"
+
+
+def test_body_nesting_is_bounded_the_same_way_the_wire_decoder_bounds_it() -> None:
+    key = member_key("CN")
+    deepest = next(d for d in range(40) if not body_is_plain({"x": _nested(d + 1)}))
+    signed = Entry(CHAIN_ID, "cert.issue", "CN", 1, {"x": _nested(deepest)}).sign(key)
+    assert decode_wire(signed.wire_bytes, 4096) == signed
+    assert _decode_wire_checked(signed.wire_bytes, 4096) == signed
+    for depth in (deepest + 1, 900, 5000):  # 5000: far past Python's recursion limit
+        with pytest.raises(EntryError) as info:
+            Entry(CHAIN_ID, "cert.issue", "CN", 1, {"x": _nested(depth)}).sign(key)
+        assert "nested at most" in info.value.reason
+        raw = {"entry": {**signed.entry.to_obj(), "body": {"x": _nested(depth)}}, "sig": "0" * 128}
+        with pytest.raises(EntryError):
+            entry_from_json(raw, 1 << 20)
+    # One level deeper than a valid entry, encoded by hand: the decoder refuses it too.
+    too_deep = msgpack.packb(
+        {"entry": {**signed.entry.to_obj(), "body": {"x": _nested(deepest + 1)}}, "sig": signed.sig}
+    )
+    with pytest.raises(EntryError):
+        decode_wire(too_deep, 4096)
 
 
 def _outcome(decoder: Any, data: bytes) -> object:
