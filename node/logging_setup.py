@@ -8,7 +8,9 @@ import sys
 import time
 from typing import TextIO
 
-__all__ = ["JsonFormatter", "setup_logging"]
+from aiohttp.http_exceptions import HttpProcessingError
+
+__all__ = ["ClientErrorFilter", "JsonFormatter", "setup_logging"]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -39,6 +41,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+class ClientErrorFilter(logging.Filter):
+    """One WARNING line, no traceback, for a request aiohttp refused as malformed.
+
+    aiohttp answers an over-long request line or a broken header with a 400 but logs it
+    at ERROR with its traceback: any client could fill the log with them, and they
+    would hide the node's own errors.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            reason = " ".join(str(exc.message).split())[:200]
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = (
+                "malformed HTTP request from %s: %d %s",
+                (
+                    remote,
+                    exc.code,
+                    reason,
+                ),
+            )
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def _utc(created: float) -> str:
     whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
     return f"{whole}.{int(created * 1000) % 1000:03d}Z"
@@ -60,3 +88,7 @@ def setup_logging(fmt: str = "text", level: str = "info", stream: TextIO | None 
     root.setLevel(_LEVELS[level])
     # aiohttp's access log would drown the node's own lines at info level.
     logging.getLogger("aiohttp.access").setLevel(max(_LEVELS[level], logging.WARNING))
+    server = logging.getLogger("aiohttp.server")
+    for old_filter in [f for f in server.filters if isinstance(f, ClientErrorFilter)]:
+        server.removeFilter(old_filter)
+    server.addFilter(ClientErrorFilter())

@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp.http_exceptions import LineTooLong
 
 from ledger.keys import SigningKey
 from node.cli_node import load_node, main
 from node.config import load_config
 from node.files import load_genesis, load_key
-from node.logging_setup import setup_logging
+from node.logging_setup import ClientErrorFilter, setup_logging
 from tests.factories import GENESIS_TIME, make_member
 
 SCRIPT = Path(sys.executable).parent / "customs-node"
@@ -269,6 +270,31 @@ def test_installed_script_end_to_end(tmp_path: Path) -> None:
     done = run("run", "--config", str(tmp_path / "CN" / "node.toml"))
     assert done.returncode == 2
     assert "limits.max_frame_bytes" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_malformed_http_requests_log_one_warning_line_and_other_errors_keep_theirs() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    server = logging.getLogger("aiohttp.server")
+    try:
+        setup_logging("text", "info", stream)
+        setup_logging("text", "info", stream)  # set up twice: still one filter
+        for exc in (LineTooLong(b"/v1/" + b"a" * 9000, 8190), RuntimeError("a bug of ours")):
+            try:
+                raise exc
+            except Exception:
+                server.exception("Error handling request from %s", "10.0.0.9")
+    finally:
+        root.handlers[:], root.level = saved
+    assert len([f for f in server.filters if isinstance(f, ClientErrorFilter)]) == 1
+    lines = stream.getvalue().splitlines()
+    assert "WARNING aiohttp.server: malformed HTTP request from 10.0.0.9: 400 Got more" in lines[0]
+    assert len(lines[0]) < 400
+    # Anything else aiohttp reports (our handler raising) stays an ERROR with its traceback.
+    assert "ERROR   aiohttp.server: Error handling request from 10.0.0.9" in lines[1]
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: a bug of ours"
 
 
 def test_json_logs_are_one_object_per_line() -> None:
