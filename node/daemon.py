@@ -134,6 +134,7 @@ class Node:
             self.on_message,
             PeerOptions.from_config(config),
         )
+        self.metrics.watch_peer_events(lambda: self.peers.counters)
         token = config.api_token_file.read_text().strip()
         app = build_app(
             self.service,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -10,6 +12,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["NodeMetrics"]
 
@@ -49,5 +53,26 @@ class NodeMetrics:
             "customs_synced_blocks", "Blocks fetched from peers and stored", registry=r
         )
 
+    def watch_peer_events(self, read: Callable[[], Mapping[str, int]]) -> None:
+        """Export the peer manager's event counts (faults, refusals, relays), read at scrape
+        time: they are counted where they happen, in the transport, by name."""
+        self.registry.register(_PeerEvents(read))
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _PeerEvents(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "customs_peer_events",
+            "Peer link events by kind: faults (a link closed for a bad frame), bad_<kind> "
+            "(an invalid message from a member), refusals at the handshake, relays",
+            labels=["event"],
+        )
+        for event, count in sorted(self._read().items()):
+            family.add_metric([event], count)
+        yield family

@@ -39,7 +39,7 @@ from node.peers.frames import (
 )
 from node.peers.handshake import DialerHandshake
 from node.wire import encode_block_request, encode_entries
-from tests.cluster import Cluster
+from tests.cluster import Cluster, NodeProcess
 from tests.test_network import FOUR, assert_same_chain, submit
 
 HONEST = ("CN", "DE", "NL")
@@ -186,3 +186,16 @@ async def test_a_member_sending_garbage_cannot_stop_the_others(tmp_path: Path) -
             assert "Traceback" not in log and "internal error" not in log, member_id
         log = cluster["CN"].log_text()
         assert "closing link to US" in log and "from US" in log
+        # ... and the operator sees the faults counted by kind in /metrics.
+        events = peer_events(cluster["CN"])
+        assert sum(n for e, n in events.items() if e.startswith("fault_")) >= links - 1
+        assert {"bad_vote", "bad_proposal", "bad_commit"} <= set(events)
+
+
+def peer_events(node: NodeProcess) -> dict[str, float]:
+    prefix = 'customs_peer_events_total{event="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in node.get("/metrics").body.decode().splitlines()
+        if line.startswith(prefix)
+    }
