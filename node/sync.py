@@ -5,6 +5,12 @@ it never received, or when it learns a commit for a later height. Each fetched b
 accepted only if its commit proves that a quorum of *our* genesis validators
 precommitted exactly that header, and re-executing its entries gives the header's
 roots. A peer that sends anything else is counted as faulty and another is asked.
+
+A peer's announced height is only a hint, and any member can lie about it. A peer that
+does not answer a request, answers with nothing it claimed to have, or sends an invalid
+block is ignored for a while (doubling each time, reset by a useful answer): neither its
+height nor a request to it then holds up catching up, and one liar cannot keep the node
+reporting ``syncing`` for ever.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from ledger.block import verify_commit
 from ledger.errors import CommitError, LedgerError
 from node.blocks import InvalidBlock
+from node.peers import PeerStatus
 from node.wire import (
     MAX_SYNC_BLOCKS,
     SyncItem,
@@ -36,6 +44,8 @@ log = logging.getLogger("customs.sync")
 
 REQUEST_TIMEOUT_S = 5.0
 POLL_INTERVAL_S = 0.5
+SUSPECT_MIN_S = 30.0
+SUSPECT_MAX_S = 600.0
 
 
 class Syncer:
@@ -47,6 +57,8 @@ class Syncer:
         self._reply: asyncio.Future[list[SyncItem]] | None = None
         self._asked: str | None = None
         self._rotation = 0
+        # peer -> (ignored until this monotonic time, how long it was ignored last time)
+        self._suspects: dict[str, tuple[float, float]] = {}
 
     def want(self, height: int) -> None:
         """Make sure blocks up to ``height`` get fetched."""
@@ -55,8 +67,22 @@ class Syncer:
             self._wake.set()
 
     def target(self) -> int:
-        heights = [p.height for p in self.node.peers.peers() if p.connected and p.height]
+        heights = [p.height for p in self._connected(trusted=True) if p.height]
         return max([self.wanted, *heights])
+
+    def _connected(self, *, trusted: bool) -> list[PeerStatus]:
+        now = time.monotonic()
+        return [
+            p
+            for p in self.node.peers.peers()
+            if p.connected and not (trusted and self._suspects.get(p.id, (0.0, 0.0))[0] > now)
+        ]
+
+    def _suspect(self, peer: str) -> None:
+        _, last = self._suspects.get(peer, (0.0, 0.0))
+        pause = min(SUSPECT_MAX_S, max(SUSPECT_MIN_S, 2 * last))
+        self._suspects[peer] = (time.monotonic() + pause, pause)
+        log.info("ignoring peer %s for %.0f s after a failed block request", peer, pause)
 
     async def run(self) -> None:
         while True:
@@ -74,9 +100,10 @@ class Syncer:
         node = self.node
         first = node.store.height + 1
         last = min(self.target(), first + MAX_SYNC_BLOCKS - 1)
-        peer = self._pick_peer(first)
-        if peer is None:
+        picked = self._pick_peer(first)
+        if picked is None:
             return False
+        peer, claimed = picked
         loop = asyncio.get_running_loop()
         self._reply, self._asked = loop.create_future(), peer
         if not node.peers.send(peer, "block_request", encode_block_request(first, last)):
@@ -85,31 +112,45 @@ class Syncer:
             items = await asyncio.wait_for(self._reply, REQUEST_TIMEOUT_S)
         except TimeoutError:
             log.info("peer %s did not answer a block request for %d..%d", peer, first, last)
+            self._suspect(peer)
+            return False
+        except WireError:
+            self._suspect(peer)  # on_response has logged and counted it
             return False
         finally:
             self._reply, self._asked = None, None
-        applied = self._apply(peer, items)
+        applied, faulty = self._apply(peer, items)
         if applied:
             log.info(
                 "synced %d block(s) from %s, now at height %d", applied, peer, node.store.height
             )
             node.host.catch_up()
+        if faulty or (claimed and node.store.height < first):
+            # An invalid block, or nothing of what it announced (and not because consensus
+            # got there first).
+            self._suspect(peer)
+        elif applied:
+            self._suspects.pop(peer, None)
         return applied > 0
 
-    def _pick_peer(self, height: int) -> str | None:
-        ready = sorted(
-            p.id
-            for p in self.node.peers.peers()
-            if p.connected and p.height is not None and p.height >= height
-        )
-        if not ready:
-            ready = self.node.peers.connected()
-        if not ready:
-            return None
-        self._rotation += 1
-        return ready[self._rotation % len(ready)]
+    def _pick_peer(self, height: int) -> tuple[str, bool] | None:
+        """A connected peer to ask, and whether it announced ``height``: those that did
+        first, peers not under suspicion before the others."""
+        for trusted in (True, False):
+            peers = self._connected(trusted=trusted)
+            for claimed in (True, False):
+                ready = sorted(
+                    p.id
+                    for p in peers
+                    if not claimed or (p.height is not None and p.height >= height)
+                )
+                if ready:
+                    self._rotation += 1
+                    return ready[self._rotation % len(ready)], claimed
+        return None
 
-    def _apply(self, peer: str, items: list[SyncItem]) -> int:
+    def _apply(self, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
+        """(blocks stored, whether the answer held an invalid one)."""
         node = self.node
         genesis = node.genesis
         applied = 0
@@ -131,20 +172,23 @@ class Syncer:
                 node.commit_block(item.block, item.commit, staged, item.last_commit, None)
             except (CommitError, InvalidBlock, LedgerError) as exc:
                 node.peer_fault(peer, "block_response", exc)
-                break
+                return applied, True
             node.metrics.synced_blocks.inc()
             applied += 1
-        return applied
+        return applied, False
 
     # ---- peer messages --------------------------------------------------------------
 
     def on_response(self, peer: str, payload: bytes) -> None:
+        awaited = self._reply is not None and not self._reply.done() and peer == self._asked
         try:
             items = decode_block_response(payload, self.node.wire_limits)
         except WireError as exc:
             self.node.peer_fault(peer, "block_response", exc)
+            if awaited and self._reply is not None:
+                self._reply.set_exception(exc)
             return
-        if self._reply is not None and not self._reply.done() and peer == self._asked:
+        if awaited and self._reply is not None:
             self._reply.set_result(items)
 
     def on_request(self, peer: str, payload: bytes) -> None:

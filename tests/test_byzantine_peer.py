@@ -1,19 +1,24 @@
-"""A member that sends garbage: three honest validators of four must go on committing.
+"""Members that misbehave on the peer port, against real node processes.
 
-The fourth member's real key passes the peer handshake, so everything after it reaches
-the honest node's frame decoder, relay, consensus and sync handlers: random bytes,
-random msgpack, nesting past the codec's limit, and well-formed messages with wrong
-heights, forged signatures, unknown blocks and oversized sync requests. A handler that
-let an unexpected exception escape would stop the node (transport.py treats that as a
-bug), so the test watches for exactly that as well as for progress.
+A member's real key passes the peer handshake, so everything it sends after that reaches
+the honest node's frame decoder, relay, consensus and sync handlers:
+
+- garbage: random bytes, random msgpack, nesting past the codec's limit, and
+  well-formed messages with wrong heights, forged signatures, unknown blocks and
+  oversized sync requests. A handler that let an unexpected exception escape would stop
+  the node (transport.py treats that as a bug), so the test watches for that as well as
+  for progress;
+- a liar that announces a height far ahead and never answers a block request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -132,20 +137,33 @@ class Garbage:
         return encode_frame(Message(k=kind, p=self.payload(kind), r=relayed, s=reached))
 
 
+@contextlib.asynccontextmanager
+async def member_link(
+    session: aiohttp.ClientSession, url: str, genesis: Genesis, member_id: str, key: SigningKey
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A peer link to ``url`` authenticated as ``member_id``."""
+    async with session.ws_connect(url) as ws:
+        nonce = os.urandom(NONCE_BYTES)
+        hello = Hello(chain=genesis.chain_id, genesis=genesis.hash, id=member_id, nonce=nonce)
+        await ws.send_bytes(encode_frame(hello))
+        challenge = decode_frame((await ws.receive()).data, 1 << 20)
+        shake = DialerHandshake(genesis, member_id, key, nonce)
+        await ws.send_bytes(encode_frame(shake.on_challenge(challenge)))
+        reply = await ws.receive()
+        assert reply.type == aiohttp.WSMsgType.BINARY, reply  # Ok: a member's link
+        yield ws
+
+
+def peer_url(node: NodeProcess) -> str:
+    return node.url.replace("http://", "ws://") + "/v1/peer"
+
+
 async def flood(url: str, genesis: Genesis, key: SigningKey, garbage: Garbage, frames: int) -> int:
-    """Dial as US, send frames until ``frames`` are out; redial whenever the node hangs up."""
+    """Send frames as US until ``frames`` are out; redial whenever the node hangs up."""
     sent = links = 0
     async with aiohttp.ClientSession() as session:
         while sent < frames:
-            async with session.ws_connect(url) as ws:
-                nonce = os.urandom(NONCE_BYTES)
-                hello = Hello(chain=genesis.chain_id, genesis=genesis.hash, id="US", nonce=nonce)
-                await ws.send_bytes(encode_frame(hello))
-                challenge = decode_frame((await ws.receive()).data, 1 << 20)
-                shake = DialerHandshake(genesis, "US", key, nonce)
-                await ws.send_bytes(encode_frame(shake.on_challenge(challenge)))
-                reply = await ws.receive()
-                assert reply.type == aiohttp.WSMsgType.BINARY, reply  # Ok: a member's link
+            async with member_link(session, url, genesis, "US", key) as ws:
                 links += 1
 
                 async def drain() -> None:  # the node's frames, until it hangs up
@@ -171,8 +189,7 @@ async def test_a_member_sending_garbage_cannot_stop_the_others(tmp_path: Path) -
         key = load_key(cluster["US"].root / "node.key")
         garbage = Garbage(random.Random(20261123), genesis, key)
         garbage.height = cluster["CN"].height()
-        url = cluster["CN"].url.replace("http://", "ws://") + "/v1/peer"
-        links = await flood(url, genesis, key, garbage, frames=3000)
+        links = await flood(peer_url(cluster["CN"]), genesis, key, garbage, frames=3000)
         assert links > 1  # the node hung up on the faulty link, and took it back
 
         # The three honest validators still commit, and agree.
@@ -199,3 +216,50 @@ def peer_events(node: NodeProcess) -> dict[str, float]:
         for line in node.get("/metrics").body.decode().splitlines()
         if line.startswith(prefix)
     }
+
+
+@pytest.mark.slow
+async def test_a_member_announcing_a_height_it_never_serves_is_ignored(tmp_path: Path) -> None:
+    validators = ("CN", "DE", "NL", "JP")
+    with Cluster(tmp_path, [*validators, "US"], validators=validators) as cluster:
+        cluster.start(*validators)
+        cluster.wait_height(2, validators)
+        node, genesis = cluster["NL"], cluster.genesis
+        key = load_key(cluster["US"].root / "node.key")
+        async with (
+            aiohttp.ClientSession() as session,
+            member_link(session, peer_url(node), genesis, "US", key) as ws,
+        ):
+
+            async def lie() -> None:  # announce, read and ignore every request
+                while True:
+                    await ws.send_bytes(encode_frame(Height(h=10**6)))
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await ws.receive(timeout=0.2)
+
+            liar = asyncio.create_task(lie())
+            try:
+                await asyncio.to_thread(
+                    cluster.wait_until,
+                    lambda: "ignoring peer US" in node.log_text(),
+                    what="NL to give up on US",
+                )
+                # Its claim no longer counts while it is ignored: NL stops "syncing" (at
+                # the end of its current pass), and the network goes on committing
+                # through NL.
+                await asyncio.to_thread(
+                    cluster.wait_until,
+                    lambda: (node.status() or {}).get("syncing") is False,
+                    what="NL to stop syncing",
+                    timeout=10,
+                )
+                status = node.status()
+                assert status is not None
+                assert [p["height"] for p in status["peers"] if p["id"] == "US"] == [10**6]
+                entry_ids = [submit(node)]
+                await asyncio.to_thread(cluster.wait_committed, entry_ids, validators)
+                status = node.status()
+                assert status is not None and not status["syncing"], status
+            finally:
+                liar.cancel()
+        assert "did not answer a block request" in node.log_text()
