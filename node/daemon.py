@@ -33,7 +33,15 @@ from ledger.store import Store
 from node.api import build_app
 from node.blocks import BlockMaker, Proposed
 from node.config import NodeConfig, peer_urls
-from node.consensus import ConsensusCore, SigningState, TimeoutConfig
+from node.consensus import (
+    ConsensusCore,
+    MessageFormatError,
+    SignedProposal,
+    SignedVote,
+    SigningState,
+    TimeoutConfig,
+    decode_message,
+)
 from node.mempool import DuplicateEntry, Mempool, MempoolError, MempoolFull
 from node.metrics import NodeMetrics
 from node.peers import PeerManager, PeerOptions
@@ -47,6 +55,7 @@ from node.wire import (
     decode_entries,
     encode_entries,
     entry_id_of_wire,
+    proposal_package_outline,
 )
 
 __all__ = ["Node", "run"]
@@ -133,6 +142,7 @@ class Node:
             peer_urls(config, self.genesis),
             self.on_message,
             PeerOptions.from_config(config),
+            relayable=self.relayable,
         )
         self.metrics.watch_peer_events(lambda: self.peers.counters)
         token = config.api_token_file.read_text().strip()
@@ -320,6 +330,26 @@ class Node:
             self.sync.on_request(peer, payload)
         elif kind == "block_response":
             self.sync.on_response(peer, payload)
+
+    def relayable(self, kind: str, payload: bytes) -> bool:
+        """Whether a relayed message is well-formed enough to pass on (no signatures
+        checked: the receivers check those, and count a forgery against nobody)."""
+        try:
+            if kind == "entry":
+                decode_entries(payload, self.wire_limits)
+            elif kind == "vote":
+                return isinstance(decode_message(payload), SignedVote)
+            elif kind == "proposal":
+                proposal, block_hash = proposal_package_outline(payload, self.wire_limits)
+                message = decode_message(proposal)
+                return isinstance(message, SignedProposal) and message.proposal.block == block_hash
+            elif kind == "commit":
+                Commit.decode(payload)
+            else:
+                return False
+        except (WireError, MessageFormatError, BlockFormatError):
+            return False
+        return True
 
     def _on_entries(self, peer: str, payload: bytes) -> None:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ledger.block import Block, Commit
 from ledger.codec import decode, encode
@@ -38,6 +39,7 @@ __all__ = [
     "encode_entries",
     "encode_proposal_package",
     "entry_id_of_wire",
+    "proposal_package_outline",
 ]
 
 MAX_ENTRIES_PER_GOSSIP = 1000
@@ -121,14 +123,28 @@ def decode_proposal_package(
     of a proposal; a resent proposal whose block we hold costs only its header's hash,
     and entries gossiped to us before the proposal are not decoded twice.
     """
+    obj = _proposal_fields(data, limits)
+    held = known(_header_hash(obj["block"])) if known is not None else None
+    block = held if held is not None else _block(obj["block"], limits, pending)
+    return ProposalPackage(obj["proposal"], block, _optional_commit(obj["last_commit"]))
+
+
+def proposal_package_outline(data: bytes, limits: Limits) -> tuple[bytes, bytes]:
+    """(the signed proposal's bytes, the hash of the block's header) of a proposal package,
+    without decoding the block's entries; raise WireError. Enough to tell whether the
+    package carries the block its proposal names."""
+    obj = _proposal_fields(data, limits)
+    _optional_commit(obj["last_commit"])
+    return obj["proposal"], _header_hash(obj["block"])
+
+
+def _proposal_fields(data: bytes, limits: Limits) -> dict[str, Any]:
     obj = _decode(data, limits.max_payload_bytes, "proposal")
     if not isinstance(obj, dict) or set(obj) != {"block", "last_commit", "proposal"}:
         raise WireError("proposal must have exactly block, last_commit, proposal")
     if not isinstance(obj["proposal"], bytes) or not isinstance(obj["block"], bytes):
         raise WireError("proposal.proposal and proposal.block must be bytes")
-    held = known(_header_hash(obj["block"])) if known is not None else None
-    block = held if held is not None else _block(obj["block"], limits, pending)
-    return ProposalPackage(obj["proposal"], block, _optional_commit(obj["last_commit"]))
+    return obj
 
 
 def _header_hash(block: bytes) -> bytes:

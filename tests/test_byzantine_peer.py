@@ -201,6 +201,15 @@ async def test_a_member_sending_garbage_cannot_stop_the_others(tmp_path: Path) -
             assert node.proc is not None and node.proc.poll() is None, member_id
             log = node.log_text()
             assert "Traceback" not in log and "internal error" not in log, member_id
+        # CN relayed none of the junk, so DE and NL have nothing to blame CN for.
+        for member_id in ("DE", "NL"):
+            blamed = [
+                line
+                for line in cluster[member_id].log_text().splitlines()
+                if "WARNING" in line and " bad " in line and " from CN" in line
+            ]
+            assert blamed == [], (member_id, blamed[:3])
+        assert peer_events(cluster["CN"]).get("relay_refused", 0) > 0
         log = cluster["CN"].log_text()
         assert "closing link to US" in log and "from US" in log
         # ... and the operator sees the faults counted by kind in /metrics.

@@ -13,12 +13,16 @@ from pathlib import Path
 import pytest
 
 from contracts import samples
+from ledger.block import PREVOTE, ZERO_HASH, Block, Commit, Header, Proposal, Vote
+from ledger.codec import encode
 from ledger.entry import Entry, SignedEntry
 from ledger.keys import SigningKey
+from ledger.merkle import EMPTY_ROOT
 from node.config import load_config
+from node.consensus import sign_proposal, sign_vote
 from node.daemon import Node
 from node.files import load_genesis, load_key
-from node.wire import encode_entries
+from node.wire import encode_block_request, encode_entries, encode_proposal_package
 from tests.cluster import Cluster
 
 
@@ -87,3 +91,47 @@ async def test_a_checked_proposals_entries_become_pending(node) -> None:  # type
     n.mempool.max_entries = 4
     n.pool_proposed(_certificates(n.genesis.chain_id, de_key, 1, first=40))
     assert len(n.mempool) == 4
+
+
+async def test_only_well_formed_messages_are_relayable(node) -> None:  # type: ignore[no-untyped-def]
+    n, de_key = node
+    chain = n.genesis.chain_id
+    wires = [e.wire_bytes for e in _certificates(chain, de_key, 2, first=60)]
+    vote = sign_vote(de_key, chain, "DE", Vote(PREVOTE, 5, 0, b"\x01" * 32))
+    header = Header(
+        chain=chain,
+        height=5,
+        time=1,
+        prev=ZERO_HASH,
+        proposer="CN",
+        entries=0,
+        log_size=0,
+        log_root=EMPTY_ROOT,
+        state_root=EMPTY_ROOT,
+        validators=ZERO_HASH,
+        last_commit=ZERO_HASH,
+    )
+    block = Block(header, ())
+    proposal = sign_proposal(de_key, chain, "DE", Proposal(5, 0, block.header.hash(), -1))
+    other = sign_proposal(de_key, chain, "DE", Proposal(5, 0, b"\x02" * 32, -1))
+    commit = Commit(5, 0, b"\x01" * 32, (("CN", b"\x03" * 64),))
+    good = {
+        "entry": encode_entries(wires),
+        "vote": vote.encode(),
+        "proposal": encode_proposal_package(proposal.encode(), block, None),
+        "commit": commit.encode(),
+    }
+    for kind, payload in good.items():
+        assert n.relayable(kind, payload), kind
+    junk = [
+        ("entry", b"\x93\x01\x02"),
+        ("entry", encode([1, 2])),
+        ("vote", proposal.encode()),  # a proposal is not a vote
+        ("vote", b"\xc1"),
+        ("proposal", encode_proposal_package(other.encode(), block, None)),  # names another
+        ("proposal", encode({"block": b"x", "last_commit": None, "proposal": b"y"})),
+        ("commit", vote.encode()),
+        ("block_request", encode_block_request(1, 2)),  # never relayed
+    ]
+    for kind, payload in junk:
+        assert not n.relayable(kind, payload), (kind, payload[:20])

@@ -94,10 +94,17 @@ async def start(
     dials: Iterable[str],
     options: PeerOptions = FAST,
     key: SigningKey | None = None,
+    relayable: Callable[[str, bytes], bool] | None = None,
 ) -> None:
     urls = {m.id: m.endpoints[0] for m in genesis.members if m.id in set(dials)}
     node.manager = PeerManager(
-        genesis, node.id, key or member_key(node.id), urls, node.deliver, options
+        genesis,
+        node.id,
+        key or member_key(node.id),
+        urls,
+        node.deliver,
+        options,
+        relayable=relayable,
     )
     app = web.Application()
     node.manager.attach(app)
@@ -184,6 +191,26 @@ async def test_line_topology_delivers_gossip_exactly_once(cluster) -> None:  # t
     assert c.inbox[0] == ("DE", "entry", b"entry-1")
     # C's copy came through B, which relayed it once and saw no duplicate of its own.
     assert b.peers.counters["gossip_relayed"] == 2
+
+
+async def test_junk_is_delivered_but_not_relayed(cluster) -> None:  # type: ignore[no-untyped-def]
+    checked: list[tuple[str, bytes]] = []
+
+    def relayable(kind: str, payload: bytes) -> bool:
+        checked.append((kind, payload))
+        return payload.startswith(b"ok")
+
+    a, b, c = await cluster({"CN": ["DE"], "DE": [], "NL": ["DE"]}, relayable=relayable)
+    await until(lambda: linked(a, b) and linked(c, b), "line A-B-C")
+    a.peers.broadcast("vote", b"junk-1")
+    a.peers.broadcast("vote", b"ok-1")
+    await until(lambda: c.got(b"ok-1") == 1, "the well-formed vote at C")
+    # B's handler still sees the junk (and would count it against A, its sender); C,
+    # which would have blamed B, never does.
+    assert (b.got(b"junk-1"), c.got(b"junk-1")) == (1, 0)
+    assert b.peers.counters["relay_refused"] == 1 and b.peers.counters["gossip_relayed"] == 1
+    # Only B had anyone to relay to: A and C never ran the check.
+    assert checked == [("vote", b"junk-1"), ("vote", b"ok-1")]
 
 
 async def test_full_mesh_delivers_once_without_relaying(cluster) -> None:  # type: ignore[no-untyped-def]

@@ -11,11 +11,13 @@ counted in ``counters`` and logged; they never reach the daemon as exceptions. A
 exception from the daemon's own ``on_message`` is a bug: it is logged, kept in
 ``failure`` and signalled through ``failed`` so the daemon stops loudly.
 
-Relayable messages are forwarded before ``on_message`` sees them: relaying is cheap and
-latency-critical, and every member is authenticated, so a member flooding junk is
-identified by its id in the receivers' logs and counters. A relayed message names the
-members it was already sent to, and is forwarded only to links outside that set: in a
-full mesh no copy is relayed, in a line or a ring the flood still reaches everyone.
+A relayed message names the members it was already sent to, and is forwarded only to
+links outside that set: in a full mesh no copy is relayed, in a line or a ring the flood
+still reaches everyone. Before forwarding, the daemon's ``relayable(kind, payload)``
+check runs (cheap: a decode, no signatures) and junk stays where it came in. A receiver
+can only name the link a message arrived on, so a relayed piece of junk would have been
+blamed on the honest member that passed it on, and one member could have had every
+other member forward its junk to all the rest.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ PEER_PATH = "/v1/peer"
 _F = TypeVar("_F", Hello, Challenge, Auth, Ok)
 # on_message(from_peer_id, kind, payload): the daemon's handler for every delivered message.
 OnMessage = Callable[[str, str, bytes], Awaitable[None]]
+# relayable(kind, payload): whether a relayed message is well-formed enough to pass on.
+Relayable = Callable[[str, bytes], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,7 @@ class PeerManager:
         on_message: OnMessage,
         options: PeerOptions | None = None,
         *,
+        relayable: Relayable | None = None,
         rng: random.Random | None = None,
     ) -> None:
         member = genesis.member(my_id)
@@ -122,6 +127,7 @@ class PeerManager:
         self._key = key
         self._urls = {i: u.rstrip("/") for i, u in urls.items() if i != my_id}
         self._on_message = on_message
+        self._relayable = relayable
         self.options = options or PeerOptions()
         self._rng = rng or random.Random()
         self.counters: Counter[str] = Counter()
@@ -442,6 +448,9 @@ class PeerManager:
             if other is not came_on and peer_id not in reached
         ]
         if not targets:
+            return
+        if self._relayable is not None and not self._relayable(frame.k, frame.p):
+            self.counters["relay_refused"] += 1
             return
         reached.update(other.peer_id for other in targets)
         reached.add(self.my_id)
