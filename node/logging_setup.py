@@ -55,14 +55,8 @@ class ClientErrorFilter(logging.Filter):
             remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
             reason = " ".join(str(exc.message).split())[:200]
             record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg, record.args = (
-                "malformed HTTP request from %s: %d %s",
-                (
-                    remote,
-                    exc.code,
-                    reason,
-                ),
-            )
+            record.msg = "malformed HTTP request from %s: %d %s"
+            record.args = (remote, exc.code, reason)
             record.exc_info = record.exc_text = None
         return True
 
