@@ -76,6 +76,8 @@ def parse_vector(name: str, data: bytes) -> Vector:
         raise VectorError(f"{name}: {exc}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise VectorError(f"{name}: not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # CPython's parser recurses once per nesting level
+        raise VectorError(f"{name}: not valid JSON: nested too deeply") from exc
 
 
 def _require(cond: bool, message: str) -> None:

@@ -191,6 +191,8 @@ class Genesis:
             raise
         except (ValueError, UnicodeDecodeError) as exc:
             raise GenesisError("file", f"not valid JSON: {exc}") from exc
+        except RecursionError as exc:  # CPython's parser recurses once per nesting level
+            raise GenesisError("file", "not valid JSON: nested too deeply") from exc
         return cls.from_document(doc)
 
     @classmethod

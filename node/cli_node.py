@@ -183,6 +183,8 @@ def _read_members(path: Path) -> tuple[object, object | None]:
         doc = json.loads(data, parse_float=_no_float, parse_constant=_no_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CliError(f"--members {path}: not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # CPython's parser recurses once per nesting level
+        raise CliError(f"--members {path}: not valid JSON: nested too deeply") from exc
     if isinstance(doc, list):
         return doc, None
     if isinstance(doc, dict) and "members" in doc:

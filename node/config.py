@@ -146,6 +146,8 @@ def load_config(path: str | Path) -> NodeConfig:
         raise ConfigError("file", "not UTF-8 text", path=path) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("file", f"not valid TOML: {exc}", path=path) from exc
+    except RecursionError as exc:  # tomllib recurses once per nesting level
+        raise ConfigError("file", "not valid TOML: nested too deeply", path=path) from exc
     try:
         return _parse(doc, path)
     except ConfigError as exc:

@@ -177,6 +177,7 @@ def test_genesis_errors_name_the_field(
     ("content", "message"),
     [
         ("{not json", "not valid JSON"),
+        ("[" * 100_000, "nested too deeply"),
         ('{"members": [], "extra": 1}', "unknown top-level field"),
         ('"text"', "expected a JSON list"),
         ("[1.5]", "not an integer"),

@@ -170,6 +170,7 @@ def test_cli_exit_codes_and_output_in_a_real_process(tmp_path: Path) -> None:
     ("doc", "message"),
     [
         ("{not json", "not valid JSON"),
+        ("[" * 100_000, "nested too deeply"),
         (_vector([ISSUE], extra=1), "unknown field"),
         (_vector([dict(ISSUE, expect="maybe")]), "expect must be"),
         (_vector([dict(ISSUE, expect={"reject": "nope"})]), "expect must be"),

@@ -107,6 +107,8 @@ def test_floats_and_bad_json_rejected(tmp_path) -> None:  # type: ignore[no-unty
         Genesis.from_json_bytes(text.encode())
     with pytest.raises(GenesisError, match="not valid JSON"):
         Genesis.from_json_bytes(b"{")
+    with pytest.raises(GenesisError, match="nested too deeply"):
+        Genesis.from_json_bytes(b"[" * 100_000)
     with pytest.raises(GenesisError, match="file"):
         load_genesis(tmp_path / "missing.json")
 

@@ -108,6 +108,7 @@ level = "debug"
         ('id = "CN"\n[peers]\nde = "http://x"', "peers.de", "member id"),
         ('id = "CN"\n[peers]\nDE = "ftp://x"', "peers.DE", "http"),
         ('id = "CN"\nid = "DE"', "file", "TOML"),
+        ('id = "CN"\nx = ' + "[" * 5000 + "]" * 5000, "file", "nested too deeply"),
     ],
 )
 def test_bad_settings_name_key_and_problem(
