@@ -51,11 +51,11 @@ from node.sync import Syncer
 from node.wire import (
     MAX_ENTRIES_PER_GOSSIP,
     Limits,
+    ProposalOutline,
     WireError,
     decode_entries,
     encode_entries,
     entry_id_of_wire,
-    proposal_package_outline,
 )
 
 __all__ = ["Node", "run"]
@@ -340,9 +340,12 @@ class Node:
             elif kind == "vote":
                 return isinstance(decode_message(payload), SignedVote)
             elif kind == "proposal":
-                proposal, block_hash = proposal_package_outline(payload, self.wire_limits)
-                message = decode_message(proposal)
-                return isinstance(message, SignedProposal) and message.proposal.block == block_hash
+                outline = ProposalOutline.decode(payload, self.wire_limits)
+                message = decode_message(outline.proposal)
+                return (
+                    isinstance(message, SignedProposal)
+                    and message.proposal.block == outline.block_hash
+                )
             elif kind == "commit":
                 Commit.decode(payload)
             else:

@@ -45,8 +45,8 @@ from node.consensus import (
     drive,
 )
 from node.wire import (
+    ProposalOutline,
     WireError,
-    decode_proposal_package,
     encode_proposal_package,
     entry_id_of_wire,
 )
@@ -200,23 +200,36 @@ class ConsensusHost:
     # ---- peer input -----------------------------------------------------------------
 
     def on_proposal(self, peer: str, payload: bytes) -> None:
+        limits = self.node.wire_limits
         try:
-            package = decode_proposal_package(
-                payload, self.node.wire_limits, self._held_block, self._pending_entry
-            )
-            message = decode_message(package.proposal)
+            outline = ProposalOutline.decode(payload, limits)
+            message = decode_message(outline.proposal)
         except (WireError, MessageFormatError) as exc:
             self.node.peer_fault(peer, "proposal", exc)
             return
         if not isinstance(message, SignedProposal):
             self.node.peer_fault(peer, "proposal", WireError("not a signed proposal"))
             return
+        if outline.block_hash != message.proposal.block:
+            self.node.peer_fault(peer, "proposal", WireError("block does not match proposal"))
+            return
+        # Judge the signed proposal before decoding its block (every entry in it): a
+        # block for a past height, out of turn or under a forged signature is dropped
+        # for a hash and at most one signature check, and never displaces a cached one.
+        reason = self.core.proposal_unusable(message)
+        if reason is not None:
+            self.node.metrics.dropped.labels(reason).inc()
+            return
+        try:
+            package = outline.package(limits, self._held_block, self._pending_entry)
+        except WireError as exc:
+            self.node.peer_fault(peer, "proposal", exc)
+            return
         block_hash = package.block.header.hash()
         if block_hash != message.proposal.block:
             self.node.peer_fault(peer, "proposal", WireError("block does not match proposal"))
             return
-        if message.height >= self.core.height:
-            self._cache(block_hash, package.block, package.last_commit)
+        self._cache(block_hash, package.block, package.last_commit)
         self.feed(ProposalReceived(message))
         if block_hash in self.awaiting_block:
             self.awaiting_block.discard(block_hash)
@@ -305,9 +318,14 @@ class ConsensusHost:
     def _cache(self, block_hash: bytes, block: Block, last_commit: Commit | None) -> None:
         self.blocks[block_hash] = (block, last_commit)
         self.blocks.move_to_end(block_hash)
-        while len(self.blocks) > MAX_CACHED_BLOCKS:
-            evicted, _ = self.blocks.popitem(last=False)
-            self.staged.pop(evicted, None)
+        excess = len(self.blocks) - MAX_CACHED_BLOCKS
+        if excess > 0:
+            # Oldest first, but never a block this height may still decide: a byzantine
+            # proposer signing block after block for its turns must not push it out.
+            kept = self.core.blocks_in_play()
+            for evicted in [h for h in self.blocks if h not in kept][:excess]:
+                del self.blocks[evicted]
+                self.staged.pop(evicted, None)
 
     def _judge(self, block_hash: bytes, block: Block, last_commit: Commit | None) -> bool:
         if block_hash in self.staged:

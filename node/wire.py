@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ledger.block import Block, Commit
 from ledger.codec import decode, encode
@@ -27,6 +26,7 @@ __all__ = [
     "MAX_ENTRIES_PER_GOSSIP",
     "MAX_SYNC_BLOCKS",
     "BlockRequest",
+    "ProposalOutline",
     "ProposalPackage",
     "SyncItem",
     "WireError",
@@ -39,7 +39,6 @@ __all__ = [
     "encode_entries",
     "encode_proposal_package",
     "entry_id_of_wire",
-    "proposal_package_outline",
 ]
 
 MAX_ENTRIES_PER_GOSSIP = 1000
@@ -116,35 +115,48 @@ def decode_proposal_package(
     known: Callable[[bytes], Block | None] | None = None,
     pending: Callable[[bytes], SignedEntry | None] | None = None,
 ) -> ProposalPackage:
-    """Decode a proposal package; ``known(header_hash)`` may supply a block already held
-    and ``pending(wire)`` entries already decoded (see ``Block.decode``).
-
-    Decoding a block means strictly decoding every entry in it, the most expensive part
-    of a proposal; a resent proposal whose block we hold costs only its header's hash,
-    and entries gossiped to us before the proposal are not decoded twice.
-    """
-    obj = _proposal_fields(data, limits)
-    held = known(_header_hash(obj["block"])) if known is not None else None
-    block = held if held is not None else _block(obj["block"], limits, pending)
-    return ProposalPackage(obj["proposal"], block, _optional_commit(obj["last_commit"]))
+    """Decode a proposal package (``ProposalOutline.decode`` then ``block``)."""
+    return ProposalOutline.decode(data, limits).package(limits, known, pending)
 
 
-def proposal_package_outline(data: bytes, limits: Limits) -> tuple[bytes, bytes]:
-    """(the signed proposal's bytes, the hash of the block's header) of a proposal package,
-    without decoding the block's entries; raise WireError. Enough to tell whether the
-    package carries the block its proposal names."""
-    obj = _proposal_fields(data, limits)
-    _optional_commit(obj["last_commit"])
-    return obj["proposal"], _header_hash(obj["block"])
+@dataclass(frozen=True, slots=True)
+class ProposalOutline:
+    """A proposal package decoded except for its block's entries: enough to judge the
+    signed proposal and to tell whether the package carries the block it names."""
 
+    proposal: bytes
+    block_hash: bytes  # of the carried block's header; b"" if it is no canonical block
+    block: bytes
+    last_commit: Commit | None
 
-def _proposal_fields(data: bytes, limits: Limits) -> dict[str, Any]:
-    obj = _decode(data, limits.max_payload_bytes, "proposal")
-    if not isinstance(obj, dict) or set(obj) != {"block", "last_commit", "proposal"}:
-        raise WireError("proposal must have exactly block, last_commit, proposal")
-    if not isinstance(obj["proposal"], bytes) or not isinstance(obj["block"], bytes):
-        raise WireError("proposal.proposal and proposal.block must be bytes")
-    return obj
+    @classmethod
+    def decode(cls, data: bytes, limits: Limits) -> ProposalOutline:
+        obj = _decode(data, limits.max_payload_bytes, "proposal")
+        if not isinstance(obj, dict) or set(obj) != {"block", "last_commit", "proposal"}:
+            raise WireError("proposal must have exactly block, last_commit, proposal")
+        if not isinstance(obj["proposal"], bytes) or not isinstance(obj["block"], bytes):
+            raise WireError("proposal.proposal and proposal.block must be bytes")
+        block = obj["block"]
+        return cls(
+            obj["proposal"], _header_hash(block), block, _optional_commit(obj["last_commit"])
+        )
+
+    def package(
+        self,
+        limits: Limits,
+        known: Callable[[bytes], Block | None] | None = None,
+        pending: Callable[[bytes], SignedEntry | None] | None = None,
+    ) -> ProposalPackage:
+        """Decode the block: ``known(header_hash)`` may supply a block already held and
+        ``pending(wire)`` entries already decoded (see ``Block.decode``).
+
+        Decoding a block means strictly decoding every entry in it, the most expensive
+        part of a proposal; a resent proposal whose block we hold costs only its header's
+        hash, and entries gossiped to us before the proposal are not decoded twice.
+        """
+        held = known(self.block_hash) if known is not None else None
+        block = held if held is not None else _block(self.block, limits, pending)
+        return ProposalPackage(self.proposal, block, self.last_commit)
 
 
 def _header_hash(block: bytes) -> bytes:

@@ -37,6 +37,7 @@ from node.consensus import (
     sign_proposal,
     sign_vote,
 )
+from node.consensus.core import MAX_ROUNDS_AHEAD
 from node.consensus.messages import Message
 from tests.factories import CHAIN_ID, member_key
 
@@ -498,3 +499,45 @@ def test_line_19_a_second_value_from_the_host_is_never_proposed() -> None:
     second = core.step(ValueToPropose(1, 0, B))
     assert [type(m) for m in first.send] == [SignedProposal, SignedVote]
     assert second.send == []
+
+
+# ---- what a host may skip before decoding a block ------------------------------------------
+
+
+def _signed(
+    height: int, round_: int, *, by: str | None = None, key_of: str | None = None
+) -> SignedProposal:
+    sender = by or VALS.proposer(height, round_)
+    proposal = Proposal(height, round_, A, -1)
+    return sign_proposal(member_key(key_of or sender), CHAIN_ID, sender, proposal)
+
+
+def test_proposal_unusable_names_the_drop_reason_before_any_block_is_decoded() -> None:
+    core, _ = start("CN", height=2)
+    assert core.proposal_unusable(_signed(2, 0)) is None
+    assert core.proposal_unusable(_signed(2, 5)) is None
+    assert core.proposal_unusable(_signed(3, 0)) is None  # next height: buffered for later
+    assert core.proposal_unusable(_signed(1, 0)) == "old_height"
+    assert core.proposal_unusable(_signed(4, 0)) == "future_height"
+    assert core.proposal_unusable(_signed(2, MAX_ROUNDS_AHEAD + 1)) == "round_too_far"
+    assert core.proposal_unusable(_signed(3, MAX_ROUNDS_AHEAD + 1)) == "round_too_far"
+    not_its_turn = next(i for i in IDS if i != VALS.proposer(2, 0))
+    assert core.proposal_unusable(_signed(2, 0, by=not_its_turn)) == "not_proposer"
+    assert core.proposal_unusable(_signed(2, 0, key_of=not_its_turn)) == "bad_signature"
+    # The intake that follows agrees: the forgery is dropped for its signature there too.
+    out = core.step(ProposalReceived(_signed(2, 0, key_of=not_its_turn)))
+    assert out.dropped == {"bad_signature": 1}
+    assert ConsensusCore(CHAIN_ID, "CN", member_key("CN")).proposal_unusable(_signed(1, 0)) == (
+        "not_started"
+    )
+
+
+def test_blocks_in_play_are_this_and_earlier_rounds_proposals_and_the_lock() -> None:
+    core, _ = start("CN")
+    assert core.blocks_in_play() == frozenset()
+    feed(core, proposal(0, A))
+    # A proposal for a later round (its proposer's turn, correctly signed) is not kept.
+    feed(core, proposal(2, B))
+    assert core.blocks_in_play() == {A}
+    lock_on(core, 0, A)
+    assert core.locked_value == A and core.blocks_in_play() == {A}

@@ -19,9 +19,16 @@ from ledger.entry import Entry, SignedEntry
 from ledger.keys import SigningKey
 from ledger.merkle import EMPTY_ROOT
 from node.config import load_config
-from node.consensus import sign_proposal, sign_vote
+from node.consensus import (
+    ConsensusCore,
+    ProposalReceived,
+    StartHeight,
+    sign_proposal,
+    sign_vote,
+)
 from node.daemon import Node
 from node.files import load_genesis, load_key
+from node.runtime import MAX_CACHED_BLOCKS, ConsensusHost
 from node.wire import encode_block_request, encode_entries, encode_proposal_package
 from tests.cluster import Cluster
 
@@ -135,3 +142,66 @@ async def test_only_well_formed_messages_are_relayable(node) -> None:  # type: i
     ]
     for kind, payload in junk:
         assert not n.relayable(kind, payload), (kind, payload[:20])
+
+
+def _header(chain: str, height: int, time_ms: int = 1, entries: int = 0) -> Header:
+    return Header(
+        chain=chain,
+        height=height,
+        time=time_ms,
+        prev=ZERO_HASH,
+        proposer="CN",
+        entries=entries,
+        log_size=0,
+        log_root=EMPTY_ROOT,
+        state_root=EMPTY_ROOT,
+        validators=ZERO_HASH,
+        last_commit=ZERO_HASH,
+    )
+
+
+async def test_a_proposal_nobody_can_use_is_dropped_before_its_block_is_decoded(node) -> None:  # type: ignore[no-untyped-def]
+    n, de_key = node
+    chain, height = n.genesis.chain_id, n.host.core.height
+    # A block whose one entry would fail to decode: decoding it would count a peer fault.
+    header = _header(chain, height, entries=1)
+    junk_block = encode({"entries": [b"not an entry"], "header": header.to_obj()})
+    cn_key = n.key
+
+    def offer(sender: str, key: SigningKey) -> None:
+        proposal = Proposal(height, 0, header.hash(), -1)
+        signed = sign_proposal(key, chain, sender, proposal).encode()
+        n.host.on_proposal(
+            "DE", encode({"block": junk_block, "last_commit": None, "proposal": signed})
+        )
+
+    def dropped(reason: str) -> float:
+        labels = {"reason": reason}
+        return n.metrics.registry.get_sample_value("customs_consensus_dropped_total", labels) or 0.0
+
+    offer("DE", de_key)  # DE is a member but not the proposer (CN is the only validator)
+    offer("CN", de_key)  # CN's turn, DE's signature
+    assert (dropped("not_proposer"), dropped("bad_signature")) == (1, 1)
+    assert n.peers.counters["bad_proposal"] == 0 and header.hash() not in n.host.blocks
+    # The same package signed by CN is judged further: its block is decoded, and refused.
+    offer("CN", cn_key)
+    assert n.peers.counters["bad_proposal"] == 1
+
+
+async def test_blocks_a_height_may_decide_stay_cached_whatever_else_arrives(node) -> None:  # type: ignore[no-untyped-def]
+    n, _ = node
+    chain = n.genesis.chain_id
+    core = ConsensusCore(chain, "DE", None)
+    core.step(StartHeight(7, n.genesis.validators))
+    host = ConsensusHost(n, core)
+    decidable = Block(_header(chain, 7), ())
+    proposal = Proposal(7, 0, decidable.header.hash(), -1)
+    host._cache(decidable.header.hash(), decidable, None)
+    core.step(ProposalReceived(sign_proposal(n.key, chain, "CN", proposal)))
+    assert core.blocks_in_play() == {decidable.header.hash()}
+    others = [Block(_header(chain, 8, time_ms=t), ()) for t in range(2, 2 + 2 * MAX_CACHED_BLOCKS)]
+    for block in others:
+        host._cache(block.header.hash(), block, None)
+    assert len(host.blocks) == MAX_CACHED_BLOCKS
+    assert decidable.header.hash() in host.blocks
+    assert others[-1].header.hash() in host.blocks and others[0].header.hash() not in host.blocks

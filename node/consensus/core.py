@@ -153,6 +153,49 @@ class ConsensusCore:
         mine = set(map(id, relay))
         return [m for m in self.own_messages() if id(m) not in mine] + relay
 
+    def proposal_unusable(self, message: SignedProposal) -> str | None:
+        """Why ``message`` could not be used at all (a drop reason), or None.
+
+        The checks of proposal intake that need no block: the height and round window,
+        whose turn it is to propose, the signature (remembered, so the intake that
+        follows does not verify it again). A host runs them before decoding the block
+        that a proposal carries: a block nobody will use costs no decode and takes no
+        room in the host's cache. A next-height proposal passes as far as can be told
+        before that height starts.
+        """
+        if self.validators is None:
+            return "not_started"
+        proposal = message.proposal
+        if proposal.height == self.height:
+            if self.decided:
+                return "decided"
+            if proposal.round > self.round + MAX_ROUNDS_AHEAD:
+                return "round_too_far"
+        elif proposal.height == self.height + 1:
+            if proposal.round > MAX_ROUNDS_AHEAD:
+                return "round_too_far"
+        else:
+            return "old_height" if proposal.height < self.height else "future_height"
+        if message.sender != self.validators.proposer(proposal.height, proposal.round):
+            return "not_proposer"
+        if not self._cache.verify(self.validators, self.chain_id, message):
+            return "bad_signature"
+        return None
+
+    def blocks_in_play(self) -> frozenset[bytes]:
+        """Blocks this height can still decide that the host should keep at hand: those
+        proposed in this round or an earlier one, and the locked and valid values.
+        Proposals for later rounds are left out: a byzantine proposer can sign some for
+        each of its turns in the round window."""
+        kept = {
+            block
+            for round_, proposals in self._proposals.items()
+            if round_ <= self.round
+            for block in proposals
+        }
+        kept.update(v for v in (self.locked_value, self.valid_value) if v is not None)
+        return frozenset(kept)
+
     def step(self, event: Input) -> Output:
         """Apply one input; return what the host must persist, send, apply and arm."""
         self._out = out = Output()
