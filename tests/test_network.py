@@ -330,3 +330,28 @@ def test_a_proposal_reuses_pending_entries_only_when_their_bytes_match() -> None
     assert block.entries == entries
     assert block.entries[0] is entries[0] and block.entries[1] is entries[1]
     assert block.entries[2] is not forged and block.entries[2].sig == entries[2].sig
+
+
+@pytest.mark.slow
+def test_a_member_without_the_validator_role_follows_the_chain(tmp_path: Path) -> None:
+    with Cluster(tmp_path, [*FOUR, "JP"], validators=FOUR) as cluster:
+        cluster.start()
+        cluster.wait_height(2)
+        # JP's clients write through JP like anyone else's: it checks and gossips.
+        entry_ids = [submit(cluster["JP"]), submit(cluster["CN"])]
+        cluster.wait_committed(entry_ids, [*FOUR, "JP"])
+        # Stopped while the chain grows, JP catches up by fetching blocks, then follows.
+        assert cluster.stop("JP") == 0
+        top = max(cluster[m].height() for m in FOUR)
+        more = [submit(cluster["DE"]), submit(cluster["NL"])]
+        cluster.wait_committed(more, FOUR)
+        cluster.wait_height(top + 3, FOUR)
+        cluster.start("JP")
+        later = [submit(cluster["US"])]
+        cluster.wait_committed([*more, *later], ["JP"])
+        height = assert_same_chain(cluster, [*FOUR, "JP"])
+        assert metric(cluster["JP"], "customs_synced_blocks_total") >= 1
+        # It never votes: no commit on any node carries its signature.
+        assert "JP" not in signers(cluster, "CN", range(1, height + 1))
+        status = cluster["JP"].status()
+        assert status is not None and status["validators"] == list(FOUR)
