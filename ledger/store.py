@@ -397,8 +397,13 @@ class Store(_Reader):
 
     @classmethod
     def open(cls, path: str | Path, genesis: Genesis) -> Store:
-        """Open or create the store at ``path`` for the network ``genesis``."""
+        """Open or create the store at ``path`` for the network ``genesis``; missing parent
+        directories are created (an operator resyncing a node deletes its data dir)."""
         path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
         db = _open_db(path)
         try:
             _claim_for_genesis(db, genesis, path)
@@ -646,7 +651,8 @@ def _open_db(path: Path) -> Any:
             raise StoreInUseError(
                 f"store {path} is in use by another process or handle (LevelDB lock held)"
             ) from exc
-        raise StoreError(f"cannot open store {path}: {exc}") from exc
+        text = message.decode(errors="replace") if isinstance(message, bytes) else str(exc)
+        raise StoreError(f"cannot open store {path}: {text}") from exc
     except plyvel.Error as exc:
         raise StoreError(f"cannot open store {path}: {exc}") from exc
 

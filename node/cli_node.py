@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import GenesisError, KeyFileError
+from ledger.errors import GenesisError, KeyFileError, StoreError
 from ledger.genesis import MEMBER_ID, Genesis
 from ledger.keys import SigningKey
 from node.config import ConfigError, NodeConfig, check_against_genesis, load_config
@@ -41,6 +41,9 @@ _EXIT: tuple[tuple[type[BaseException], int], ...] = (
     (ConfigError, 2),
     (GenesisError, 2),
     (KeyFileError, 2),
+    # Store.open at start-up: a store in use by another process, one made for another
+    # genesis, or one that is not a ledger store at all.
+    (StoreError, 2),
     (CliError, 2),
     (OSError, 1),
 )

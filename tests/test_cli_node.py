@@ -15,6 +15,7 @@ import pytest
 from aiohttp.http_exceptions import LineTooLong
 
 from ledger.keys import SigningKey
+from ledger.store import Store
 from node.cli_node import load_node, main
 from node.config import load_config
 from node.files import load_genesis, load_key
@@ -237,6 +238,33 @@ def test_run_refuses_bad_setups_with_exit_2(
     assert main(["run", "--config", str(tmp_path / "CN" / "node.toml")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("customs-node run: error:")
+
+
+def test_run_refuses_a_store_in_use_or_made_for_another_genesis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    network(tmp_path, capsys)
+    node = tmp_path / "CN"
+    config = node / "node.toml"
+    store_dir = load_config(config).data_dir / "ledger"
+    store = Store.open(store_dir, load_genesis(node / "genesis.json"))
+    try:
+        assert main(["run", "--config", str(config)]) == 2
+    finally:
+        store.close()
+    err = capsys.readouterr().err
+    assert err.startswith("customs-node run: error: store ") and "in use" in err
+    assert "Traceback" not in err
+    # The same store under a genesis for another chain: refused, the store unchanged.
+    members = json.loads((node / "genesis.json").read_text())["members"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(members))
+    args = ["genesis", "--chain-id", "customs-other-1", "--members", str(other)]
+    assert main([*args, "-o", str(node / "genesis.json"), "--force"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "was made for genesis" in err and "customs-demo-1" in err and "Traceback" not in err
 
 
 def test_run_missing_config_and_usage_errors(

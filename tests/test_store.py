@@ -205,6 +205,25 @@ def test_a_foreign_leveldb_is_not_adopted(path: Path) -> None:
         Store.open(path, GENESIS)
 
 
+def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
+    # An operator resyncing a node from scratch deletes its whole data dir.
+    nested = tmp_path / "data" / "deleted" / "ledger"
+    with Store.open(nested, GENESIS) as store:
+        assert store.height == 0
+    with Store.open(nested, GENESIS) as store:  # and it is the same store next time
+        assert store.height == 0
+
+
+def test_a_path_that_cannot_be_a_store_gets_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot create"):
+        Store.open(blocker / "sub" / "ledger", GENESIS)
+    with pytest.raises(StoreError, match="cannot open store") as caught:
+        Store.open(blocker, GENESIS)  # LevelDB's own refusal, as readable text
+    assert "b'" not in str(caught.value)
+
+
 def test_bad_blocks_are_refused_and_write_nothing(path: Path) -> None:
     with Store.open(path, GENESIS) as store:
         _commit_next(store, 0, 3)
