@@ -61,6 +61,10 @@ class Mempool:
         self.entry_window_ms = entry_window_ms
         self._entries: OrderedDict[bytes, SignedEntry] = OrderedDict()
         self._bytes = 0
+        # No pooled entry has a ts below this (None: nothing pooled since the last scan).
+        # ``add`` refuses entries outside the window, so one leaves it only by growing
+        # old: while the bound is inside the window, ``drop_stale`` has nothing to scan.
+        self._oldest_ts: int | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -96,6 +100,9 @@ class Mempool:
             raise MempoolFull(entry_id, "bytes", f"{size} more bytes would exceed {self.max_bytes}")
         self._entries[entry_id] = entry
         self._bytes += size
+        ts = entry.entry.ts
+        if self._oldest_ts is None or ts < self._oldest_ts:
+            self._oldest_ts = ts
         return entry_id
 
     def get(self, entry_id: bytes) -> SignedEntry | None:
@@ -143,7 +150,15 @@ class Mempool:
         return removed
 
     def drop_stale(self, now_ms: int) -> list[bytes]:
-        """Remove and return the ids of entries whose ts left the window around ``now_ms``."""
+        """Remove and return the ids of entries whose ts left the window around ``now_ms``.
+
+        Called before every proposal: it scans the pool only when its oldest entry may
+        have left the window (a clock set back makes entries too new instead; the block
+        rules refuse those, and the proposer then drops them)."""
+        oldest = self._oldest_ts
+        if oldest is None or oldest >= now_ms - self.entry_window_ms:
+            return []
         stale = [i for i, e in self._entries.items() if not self.is_fresh(e.entry.ts, now_ms)]
         self.remove(stale)
+        self._oldest_ts = min((e.entry.ts for e in self._entries.values()), default=None)
         return stale

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.entry import SignedEntry
 from node.mempool import DuplicateEntry, Mempool, MempoolFull, StaleEntry
@@ -121,6 +125,39 @@ def test_drop_stale_removes_entries_that_left_the_window() -> None:
     assert p.reap(10) == [edge, new]
     assert p.drop_stale(later + 1) == [edge.id]
     assert p.size_bytes == len(new.wire_bytes)
+
+
+_POOLED = [entry(n, ts=NOW + n * (WINDOW // 4)) for n in range(8)]
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "remove", "drop"]),
+            st.integers(0, len(_POOLED) - 1),
+            st.integers(0, WINDOW // 3),
+        ),
+        max_size=40,
+    )
+)
+def test_drop_stale_matches_a_full_scan_whatever_came_before(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    # The clock only moves forward here; each step may advance it.
+    p, now = pool(), NOW
+    for action, n, advance in steps:
+        now += advance
+        e = _POOLED[n]
+        if action == "add":
+            with contextlib.suppress(DuplicateEntry, StaleEntry):
+                p.add(e, now_ms=now)
+        elif action == "remove":
+            p.remove([e.id])
+        else:
+            expected = [i for i in list(p.reap(100)) if not p.is_fresh(i.entry.ts, now)]
+            assert p.drop_stale(now) == [i.id for i in expected]
+            assert all(p.is_fresh(i.entry.ts, now) for i in p.reap(100))
 
 
 def test_signature_verified_only_for_the_same_signature() -> None:
