@@ -13,9 +13,11 @@ from typing import Any
 
 import plyvel
 
+from ledger.block import ZERO_HASH, Header
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis, Member, Params
 from ledger.keys import SigningKey
+from ledger.merkle import EMPTY_ROOT
 
 CHAIN_ID = "customs-test-1"
 GENESIS_TIME = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -68,6 +70,26 @@ def sign_entry(
 ) -> SignedEntry:
     entry = Entry(chain=chain_id, kind=kind, author=author, ts=ts, body=dict(body))
     return entry.sign(key or member_key(author))
+
+
+def stub_header(
+    *, chain: str = CHAIN_ID, height: int = 1, time: int = 1, entries: int = 0
+) -> Header:
+    """A header with empty roots and zero links: for tests of framing, caching and
+    relaying, where no store has to accept the block."""
+    return Header(
+        chain=chain,
+        height=height,
+        time=time,
+        prev=ZERO_HASH,
+        proposer="CN",
+        entries=entries,
+        log_size=0,
+        log_root=EMPTY_ROOT,
+        state_root=EMPTY_ROOT,
+        validators=ZERO_HASH,
+        last_commit=ZERO_HASH,
+    )
 
 
 def dump_db(path: Path) -> dict[bytes, bytes]:

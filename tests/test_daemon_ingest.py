@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from contracts import samples
-from ledger.block import PREVOTE, ZERO_HASH, Block, Commit, Header, Proposal, Vote
+from ledger.block import PREVOTE, Block, Commit, Proposal, Vote
 from ledger.codec import encode
 from ledger.entry import Entry, SignedEntry
 from ledger.keys import SigningKey
-from ledger.merkle import EMPTY_ROOT
 from node.config import load_config
 from node.consensus import (
     ConsensusCore,
@@ -31,6 +30,7 @@ from node.files import load_genesis, load_key
 from node.runtime import MAX_CACHED_BLOCKS, ConsensusHost
 from node.wire import encode_block_request, encode_entries, encode_proposal_package
 from tests.cluster import Cluster
+from tests.factories import stub_header
 
 
 def _rejected(node: Node, code: str) -> float:
@@ -105,19 +105,7 @@ async def test_only_well_formed_messages_are_relayable(node) -> None:  # type: i
     chain = n.genesis.chain_id
     wires = [e.wire_bytes for e in _certificates(chain, de_key, 2, first=60)]
     vote = sign_vote(de_key, chain, "DE", Vote(PREVOTE, 5, 0, b"\x01" * 32))
-    header = Header(
-        chain=chain,
-        height=5,
-        time=1,
-        prev=ZERO_HASH,
-        proposer="CN",
-        entries=0,
-        log_size=0,
-        log_root=EMPTY_ROOT,
-        state_root=EMPTY_ROOT,
-        validators=ZERO_HASH,
-        last_commit=ZERO_HASH,
-    )
+    header = stub_header(chain=chain, height=5)
     block = Block(header, ())
     proposal = sign_proposal(de_key, chain, "DE", Proposal(5, 0, block.header.hash(), -1))
     other = sign_proposal(de_key, chain, "DE", Proposal(5, 0, b"\x02" * 32, -1))
@@ -144,27 +132,11 @@ async def test_only_well_formed_messages_are_relayable(node) -> None:  # type: i
         assert not n.relayable(kind, payload), (kind, payload[:20])
 
 
-def _header(chain: str, height: int, time_ms: int = 1, entries: int = 0) -> Header:
-    return Header(
-        chain=chain,
-        height=height,
-        time=time_ms,
-        prev=ZERO_HASH,
-        proposer="CN",
-        entries=entries,
-        log_size=0,
-        log_root=EMPTY_ROOT,
-        state_root=EMPTY_ROOT,
-        validators=ZERO_HASH,
-        last_commit=ZERO_HASH,
-    )
-
-
 async def test_a_proposal_nobody_can_use_is_dropped_before_its_block_is_decoded(node) -> None:  # type: ignore[no-untyped-def]
     n, de_key = node
     chain, height = n.genesis.chain_id, n.host.core.height
     # A block whose one entry would fail to decode: decoding it would count a peer fault.
-    header = _header(chain, height, entries=1)
+    header = stub_header(chain=chain, height=height, entries=1)
     junk_block = encode({"entries": [b"not an entry"], "header": header.to_obj()})
     cn_key = n.key
 
@@ -194,12 +166,15 @@ async def test_blocks_a_height_may_decide_stay_cached_whatever_else_arrives(node
     core = ConsensusCore(chain, "DE", None)
     core.step(StartHeight(7, n.genesis.validators))
     host = ConsensusHost(n, core)
-    decidable = Block(_header(chain, 7), ())
+    decidable = Block(stub_header(chain=chain, height=7), ())
     proposal = Proposal(7, 0, decidable.header.hash(), -1)
     host._cache(decidable.header.hash(), decidable, None)
     core.step(ProposalReceived(sign_proposal(n.key, chain, "CN", proposal)))
     assert core.blocks_in_play() == {decidable.header.hash()}
-    others = [Block(_header(chain, 8, time_ms=t), ()) for t in range(2, 2 + 2 * MAX_CACHED_BLOCKS)]
+    others = [
+        Block(stub_header(chain=chain, height=8, time=t), ())
+        for t in range(2, 2 + 2 * MAX_CACHED_BLOCKS)
+    ]
     for block in others:
         host._cache(block.header.hash(), block, None)
     assert len(host.blocks) == MAX_CACHED_BLOCKS

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from contracts import samples, subjects_of
-from ledger.block import ZERO_HASH, Block, Header
+from ledger.block import Block, Header
 from ledger.bundle import verify_bundle
-from ledger.merkle import EMPTY_ROOT
 from node.wire import (
     Limits,
     decode_proposal_package,
@@ -29,7 +28,7 @@ from node.wire import (
     entry_id_of_wire,
 )
 from tests.cluster import Cluster, NodeProcess
-from tests.factories import CHAIN_ID, member_key, sign_entry
+from tests.factories import member_key, sign_entry, stub_header
 
 FOUR = ("CN", "DE", "NL", "US")
 _serial = itertools.count(1)
@@ -274,19 +273,7 @@ def test_one_of_four_down_keeps_committing_two_down_halts_and_resumes(four: Clus
 
 # ---- the proposal path's shortcuts (no processes) ------------------------------------------
 
-_HEADER = Header(
-    chain=CHAIN_ID,
-    height=1,
-    time=1,
-    prev=ZERO_HASH,
-    proposer="CN",
-    entries=0,
-    log_size=0,
-    log_root=EMPTY_ROOT,
-    state_root=EMPTY_ROOT,
-    validators=ZERO_HASH,
-    last_commit=ZERO_HASH,
-)
+_HEADER = stub_header()
 
 
 def test_a_resent_proposal_reuses_the_held_block_and_nothing_else() -> None:
