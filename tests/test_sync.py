@@ -1,0 +1,213 @@
+"""Catching up trusts nothing a peer sends: each block needs our validators' quorum and
+must re-execute to its header's roots.
+
+US, a member without the validator role (so it only ever advances by sync), runs in
+this process with a real store and real signatures. A source chain is built beside it
+by the same BlockMaker and signed by the validators' real keys. Answers to US's block
+requests, forged in each way a peer could, go through the wire codec and the syncer;
+none may change US's store, and the genuine chain must still be taken afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from contracts import samples
+from ledger.block import Block, Commit, Header
+from ledger.entry import Entry, SignedEntry
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from ledger.store import Store
+from node.blocks import BlockMaker
+from node.config import load_config
+from node.daemon import Node
+from node.files import load_genesis, load_key
+from node.wire import SyncItem, WireError, decode_block_response, encode_block_response
+from tests.cluster import Cluster
+
+VALIDATORS = ("CN", "DE", "NL")  # quorum 3
+BLOCKS = 3
+
+
+@dataclass
+class Network:
+    node: Node  # US, following
+    genesis: Genesis
+    keys: dict[str, SigningKey]
+    chain: list[SyncItem]  # the genuine blocks 1..BLOCKS with their commits
+
+
+def _entries(genesis: Genesis, keys: dict[str, SigningKey], tag: str) -> list[SignedEntry]:
+    now = int(time.time() * 1000)
+    return [
+        Entry(genesis.chain_id, "cert.issue", m, now, samples.cert_issue(f"{m}-{tag}", m)).sign(
+            keys[m]
+        )
+        for m in VALIDATORS
+    ]
+
+
+def _commit(
+    keys: dict[str, SigningKey], signers: tuple[str, ...], chain: str, header: Header
+) -> Commit:
+    block_hash = header.hash()
+    vote = Commit(header.height, 0, block_hash, ()).precommit()
+    return Commit.from_precommits(
+        header.height, 0, block_hash, {m: vote.sign(keys[m], chain) for m in signers}
+    )
+
+
+def _build_chain(path: Path, genesis: Genesis, keys: dict[str, SigningKey]) -> list[SyncItem]:
+    store = Store.open(path, genesis)
+    try:
+        maker = BlockMaker(store, genesis)
+        chain: list[SyncItem] = []
+        last: Commit | None = None
+        for height in range(1, BLOCKS + 1):
+            candidates = _entries(genesis, keys, f"S{height}")
+            proposed = maker.propose(
+                height=height,
+                time_ms=int(time.time() * 1000),
+                proposer=VALIDATORS[height % len(VALIDATORS)],
+                candidates=candidates,
+                verified=frozenset(),
+                last_commit=last,
+            )
+            assert len(proposed.block.entries) == len(candidates), proposed.result.rejected
+            commit = _commit(keys, VALIDATORS, genesis.chain_id, proposed.block.header)
+            maker.apply(proposed.block, commit, proposed.staged, last)
+            chain.append(SyncItem(proposed.block, commit, last))
+            last = commit
+        return chain
+    finally:
+        store.close()
+
+
+@pytest.fixture
+async def network(tmp_path: Path) -> AsyncIterator[Network]:
+    cluster = Cluster(tmp_path, [*VALIDATORS, "US"], validators=VALIDATORS)
+    genesis = load_genesis(cluster["US"].root / "genesis.json")
+    keys = {m: load_key(cluster[m].root / "node.key") for m in (*VALIDATORS, "US")}
+    chain = _build_chain(tmp_path / "source", genesis, keys)
+    node = Node(load_config(cluster["US"].config), genesis, keys["US"])
+    await node.start()
+    try:
+        yield Network(node, genesis, keys, chain)
+    finally:
+        await node.stop()
+        cluster.close()
+
+
+def _answer(net: Network, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
+    """What US makes of an answer to its block request, sent over the wire by ``peer``."""
+    received = decode_block_response(encode_block_response(items), net.node.wire_limits)
+    return net.node.sync._apply(peer, received)
+
+
+def _faults(node: Node) -> int:
+    return node.peers.counters["bad_block_response"]
+
+
+def _refused(
+    net: Network, caplog: pytest.LogCaptureFixture, items: list[SyncItem], reason: str
+) -> None:
+    """The answer is refused as faulty, for ``reason``, and changes nothing."""
+    node = net.node
+    height, head, faults = node.store.height, node.store.head_hash(), _faults(node)
+    caplog.clear()
+    assert _answer(net, "DE", items) == (0, True)
+    assert (node.store.height, node.store.head_hash()) == (height, head)
+    assert _faults(node) == faults + 1
+    assert len(node.mempool) == 0
+    blamed = [
+        r.getMessage() for r in caplog.records if "bad block_response from DE" in r.getMessage()
+    ]
+    assert len(blamed) == 1 and reason in blamed[0], blamed
+
+
+async def test_a_commit_without_a_quorum_of_our_validators_is_refused(
+    network: Network, caplog: pytest.LogCaptureFixture
+) -> None:
+    net = network
+    first = net.chain[0]
+    header = first.block.header
+    chain_id = net.genesis.chain_id
+    # Two of three validators: one short of the quorum.
+    short = _commit(net.keys, ("CN", "DE"), chain_id, header)
+    _refused(net, caplog, [replace(first, commit=short)], "a quorum of 3 validators needs 3")
+    # Three signatures, but US is a member, not a validator.
+    with_member = _commit(net.keys, ("CN", "DE", "US"), chain_id, header)
+    _refused(net, caplog, [replace(first, commit=with_member)], "votes from non-validators")
+    # A quorum, but for another block at that height.
+    other = replace(header, time=header.time + 1)
+    _refused(
+        net,
+        caplog,
+        [replace(first, commit=_commit(net.keys, VALIDATORS, chain_id, other))],
+        "commit is for block",
+    )
+
+
+async def test_a_block_that_is_not_the_one_its_commit_names_is_refused(
+    network: Network, caplog: pytest.LogCaptureFixture
+) -> None:
+    net = network
+    first = net.chain[0]
+    # The commit signs the header, which names the entries only through the log root:
+    # validly signed entries other than those are caught by re-executing them.
+    swapped = Block(first.block.header, tuple(_entries(net.genesis, net.keys, "SWAP")))
+    _refused(net, caplog, [replace(first, block=swapped)], "header.log_root does not match")
+    # One entry short of the header's count: the wire codec refuses it before the syncer.
+    dropped = Block(first.block.header, first.block.entries[:-1])
+    payload = encode_block_response([replace(first, block=dropped)])
+    with pytest.raises(WireError, match="block has 2 entries but its header says 3"):
+        decode_block_response(payload, net.node.wire_limits)
+
+
+async def test_a_block_signed_by_a_quorum_must_still_re_execute_to_its_roots(
+    network: Network, caplog: pytest.LogCaptureFixture
+) -> None:
+    # More than f validators lying together can sign anything; a follower still never
+    # stores a block whose roots its own re-execution does not reproduce.
+    net = network
+    first = net.chain[0]
+    header = first.block.header
+    chain_id = net.genesis.chain_id
+    wrong = bytes(32)
+    for bad, field in (
+        (replace(header, state_root=wrong), "state_root"),
+        (replace(header, log_root=wrong), "log_root"),
+    ):
+        commit = _commit(net.keys, VALIDATORS, chain_id, bad)
+        item = SyncItem(Block(bad, first.block.entries), commit, None)
+        _refused(net, caplog, [item], f"header.{field} does not match re-execution")
+
+
+async def test_the_genuine_chain_is_taken_after_forgeries_and_up_to_the_first_bad_block(
+    network: Network,
+) -> None:
+    net = network
+    node = net.node
+    one, two, three = net.chain
+    chain_id = net.genesis.chain_id
+    forged_two = replace(
+        two, commit=_commit(net.keys, ("CN", "US", "DE"), chain_id, two.block.header)
+    )
+    # Blocks before the bad one are valid on their own and are kept.
+    assert _answer(net, "DE", [one, forged_two, three]) == (1, True)
+    assert node.store.height == 1
+    assert _answer(net, "NL", [two, three]) == (2, False)
+    assert node.store.height == BLOCKS
+    assert node.store.head_hash() == three.block.header.hash()
+    for item in net.chain:
+        for entry in item.block.entries:
+            assert node.store.has_entry(entry.id)
+    # An answer overtaken by what is already stored changes nothing and blames nobody.
+    faults = _faults(node)
+    assert _answer(net, "CN", [one, two]) == (0, False)
+    assert _faults(node) == faults
