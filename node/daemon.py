@@ -257,6 +257,15 @@ class Node:
             self._outbox.append(entry.wire_bytes)
         return entry_id.hex()
 
+    def pool_verified(self, block: Block) -> frozenset[bytes]:
+        """Ids of ``block``'s entries verified on intake: re-executing the block, whether
+        proposed or fetched by sync, reuses that verdict instead of verifying again.
+
+        Only the exact wire entry (id and signature) that was verified counts.
+        """
+        mempool = self.mempool
+        return frozenset(e.id for e in block.entries if mempool.signature_verified(e))
+
     def pool_proposed(self, entries: Iterable[SignedEntry]) -> None:
         """Pool the entries of a proposal that passed re-execution, unless pending.
 

@@ -137,7 +137,7 @@ class ConsensusHost:
         try:
             if staged is None:
                 staged = self.node.maker.check(
-                    block, last_commit, verified=self._verified(block), now_ms=None
+                    block, last_commit, verified=self.node.pool_verified(block), now_ms=None
                 )
             self.node.commit_block(block, decision.commit, staged, last_commit, self._signing())
         except (InvalidBlock, LedgerError) as exc:
@@ -332,7 +332,7 @@ class ConsensusHost:
             return True
         try:
             staged = self.node.maker.check(
-                block, last_commit, verified=self._verified(block), now_ms=now_ms()
+                block, last_commit, verified=self.node.pool_verified(block), now_ms=now_ms()
             )
         except (InvalidBlock, LedgerError) as exc:
             log.warning(
@@ -345,11 +345,6 @@ class ConsensusHost:
         self.staged[block_hash] = staged
         self.node.pool_proposed(block.entries)
         return True
-
-    def _verified(self, block: Block) -> frozenset[bytes]:
-        # Only the exact wire entry (id and signature) we verified on ingest skips the check.
-        mempool = self.node.mempool
-        return frozenset(e.id for e in block.entries if mempool.signature_verified(e))
 
     def _signing(self) -> bytes | None:
         state = self.core.signing_state

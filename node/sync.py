@@ -4,7 +4,8 @@ A node is behind when a peer announces a greater height, when consensus decides 
 it never received, or when it learns a commit for a later height. Each fetched block is
 accepted only if its commit proves that a quorum of *our* genesis validators
 precommitted exactly that header, and re-executing its entries gives the header's
-roots. A peer that sends anything else is counted as faulty and another is asked.
+roots (entries still pooled from intake keep their signature verdict, as in a proposal).
+A peer that sends anything else is counted as faulty and another is asked.
 
 A peer's announced height is only a hint, and any member can lie about it. A peer that
 does not answer a request, answers with nothing it claimed to have, or sends an invalid
@@ -166,8 +167,9 @@ class Syncer:
                     height=header.height,
                     block=header.hash(),
                 )
+                verified = node.pool_verified(item.block)
                 staged = node.maker.check(
-                    item.block, item.last_commit, verified=frozenset(), now_ms=None
+                    item.block, item.last_commit, verified=verified, now_ms=None
                 )
                 node.commit_block(item.block, item.commit, staged, item.last_commit, None)
             except (CommitError, InvalidBlock, LedgerError) as exc:

@@ -21,13 +21,19 @@ from contracts import samples
 from ledger.block import Block, Commit, Header
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis
-from ledger.keys import SigningKey
+from ledger.keys import Domain, SigningKey, VerifyKey
 from ledger.store import Store
 from node.blocks import BlockMaker
 from node.config import load_config
 from node.daemon import Node
 from node.files import load_genesis, load_key
-from node.wire import SyncItem, WireError, decode_block_response, encode_block_response
+from node.wire import (
+    SyncItem,
+    WireError,
+    decode_block_response,
+    encode_block_response,
+    encode_entries,
+)
 from tests.cluster import Cluster
 
 VALIDATORS = ("CN", "DE", "NL")  # quorum 3
@@ -101,6 +107,25 @@ async def network(tmp_path: Path) -> AsyncIterator[Network]:
     finally:
         await node.stop()
         cluster.close()
+
+
+@pytest.fixture
+def entry_verifications(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The entries whose signatures are verified from now on (the real check still runs)."""
+    verified: list[bytes] = []
+    real = VerifyKey.verify
+
+    def counted(self: VerifyKey, domain: Domain, chain_id: str, payload: bytes, sig: bytes) -> None:
+        if domain is Domain.ENTRY:
+            verified.append(payload)
+        real(self, domain, chain_id, payload, sig)
+
+    monkeypatch.setattr(VerifyKey, "verify", counted)
+    return verified
+
+
+def _gossip(net: Network, item: SyncItem) -> None:
+    net.node._on_entries("DE", encode_entries([e.wire_bytes for e in item.block.entries]))
 
 
 def _answer(net: Network, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
@@ -211,3 +236,35 @@ async def test_the_genuine_chain_is_taken_after_forgeries_and_up_to_the_first_ba
     faults = _faults(node)
     assert _answer(net, "CN", [one, two]) == (0, False)
     assert _faults(node) == faults
+
+
+async def test_entries_verified_on_intake_are_not_verified_again_when_their_block_syncs(
+    network: Network, entry_verifications: list[bytes]
+) -> None:
+    net = network
+    one, two, _ = net.chain
+    _gossip(net, one)
+    assert len(entry_verifications) == len(one.block.entries)
+    assert _answer(net, "DE", [one]) == (1, False)
+    assert len(entry_verifications) == len(one.block.entries)  # the verdict was reused
+    # Entries the node never saw are verified by re-execution, once each.
+    assert _answer(net, "DE", [two]) == (1, False)
+    assert sorted(entry_verifications) == sorted(
+        e.entry_bytes for item in (one, two) for e in item.block.entries
+    )
+
+
+async def test_a_proposal_of_pooled_entries_is_judged_without_verifying_them_again(
+    network: Network, entry_verifications: list[bytes]
+) -> None:
+    net = network
+    one = net.chain[0]
+    _gossip(net, one)
+    verified_on_intake = list(entry_verifications)
+    block_hash = one.block.header.hash()
+    assert net.node.host._judge(block_hash, one.block, None)
+    assert entry_verifications == verified_on_intake
+    # The same entries under other signatures: the pooled verdict does not cover them.
+    forged = tuple(replace(e, sig=bytes(64)) for e in one.block.entries)
+    assert not net.node.host._judge(b"\x01" * 32, Block(one.block.header, forged), None)
+    assert len(entry_verifications) == len(verified_on_intake) + len(forged)
