@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from ledger.keys import Domain, VerifyKey
 
 # CI gets more examples than a local edit-test loop, but stays within the time budget.
 settings.register_profile(
@@ -10,3 +13,18 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+def entry_verifications(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The entries whose signatures are verified from now on (the real check still runs)."""
+    verified: list[bytes] = []
+    real = VerifyKey.verify
+
+    def counted(self: VerifyKey, domain: Domain, chain_id: str, payload: bytes, sig: bytes) -> None:
+        if domain is Domain.ENTRY:
+            verified.append(payload)
+        real(self, domain, chain_id, payload, sig)
+
+    monkeypatch.setattr(VerifyKey, "verify", counted)
+    return verified

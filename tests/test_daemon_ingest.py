@@ -6,6 +6,7 @@ so its pool and counters can be read directly; DE, the other member, never runs.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -180,3 +181,18 @@ async def test_blocks_a_height_may_decide_stay_cached_whatever_else_arrives(node
     assert len(host.blocks) == MAX_CACHED_BLOCKS
     assert decidable.header.hash() in host.blocks
     assert others[-1].header.hash() in host.blocks and others[0].header.hash() not in host.blocks
+
+
+async def test_the_proposer_commits_pooled_entries_without_verifying_them_again(
+    node: tuple[Node, SigningKey], entry_verifications: list[bytes]
+) -> None:
+    n, de_key = node
+    entries = _certificates(n.genesis.chain_id, de_key, 4, first=60)
+    n._on_entries("DE", encode_entries([e.wire_bytes for e in entries]))
+    assert sorted(entry_verifications) == sorted(e.entry_bytes for e in entries)
+    # CN, the only validator, proposes them from its pool and commits them.
+    deadline = time.monotonic() + 15
+    while not all(n.store.has_entry(e.id) for e in entries):
+        assert time.monotonic() < deadline, "the entries were not committed"
+        await asyncio.sleep(0.05)
+    assert sorted(entry_verifications) == sorted(e.entry_bytes for e in entries)

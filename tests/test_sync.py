@@ -21,7 +21,7 @@ from contracts import samples
 from ledger.block import Block, Commit, Header
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis
-from ledger.keys import Domain, SigningKey, VerifyKey
+from ledger.keys import SigningKey
 from ledger.store import Store
 from node.blocks import BlockMaker
 from node.config import load_config
@@ -107,21 +107,6 @@ async def network(tmp_path: Path) -> AsyncIterator[Network]:
     finally:
         await node.stop()
         cluster.close()
-
-
-@pytest.fixture
-def entry_verifications(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The entries whose signatures are verified from now on (the real check still runs)."""
-    verified: list[bytes] = []
-    real = VerifyKey.verify
-
-    def counted(self: VerifyKey, domain: Domain, chain_id: str, payload: bytes, sig: bytes) -> None:
-        if domain is Domain.ENTRY:
-            verified.append(payload)
-        real(self, domain, chain_id, payload, sig)
-
-    monkeypatch.setattr(VerifyKey, "verify", counted)
-    return verified
 
 
 def _gossip(net: Network, item: SyncItem) -> None:
