@@ -47,6 +47,10 @@ class Network:
     keys: dict[str, SigningKey]
     chain: list[SyncItem]  # the genuine blocks 1..BLOCKS with their commits
 
+    def commit(self, signers: tuple[str, ...], header: Header) -> Commit:
+        """A commit of ``header`` by ``signers``, with their real keys."""
+        return _commit(self.keys, signers, self.genesis.chain_id, header)
+
 
 def _entries(genesis: Genesis, keys: dict[str, SigningKey], tag: str) -> list[SignedEntry]:
     now = int(time.time() * 1000)
@@ -143,24 +147,15 @@ def _refused(
 async def test_a_commit_without_a_quorum_of_our_validators_is_refused(
     network: Network, caplog: pytest.LogCaptureFixture
 ) -> None:
-    net = network
-    first = net.chain[0]
+    net, first = network, network.chain[0]
     header = first.block.header
-    chain_id = net.genesis.chain_id
-    # Two of three validators: one short of the quorum.
-    short = _commit(net.keys, ("CN", "DE"), chain_id, header)
-    _refused(net, caplog, [replace(first, commit=short)], "a quorum of 3 validators needs 3")
-    # Three signatures, but US is a member, not a validator.
-    with_member = _commit(net.keys, ("CN", "DE", "US"), chain_id, header)
-    _refused(net, caplog, [replace(first, commit=with_member)], "votes from non-validators")
-    # A quorum, but for another block at that height.
     other = replace(header, time=header.time + 1)
-    _refused(
-        net,
-        caplog,
-        [replace(first, commit=_commit(net.keys, VALIDATORS, chain_id, other))],
-        "commit is for block",
-    )
+    for signers, signed, reason in (
+        (("CN", "DE"), header, "a quorum of 3 validators needs 3"),  # one short
+        (("CN", "DE", "US"), header, "votes from non-validators"),  # US is no validator
+        (VALIDATORS, other, "commit is for block"),  # a quorum, for another block
+    ):
+        _refused(net, caplog, [replace(first, commit=net.commit(signers, signed))], reason)
 
 
 async def test_a_block_that_is_not_the_one_its_commit_names_is_refused(
@@ -184,17 +179,14 @@ async def test_a_block_signed_by_a_quorum_must_still_re_execute_to_its_roots(
 ) -> None:
     # More than f validators lying together can sign anything; a follower still never
     # stores a block whose roots its own re-execution does not reproduce.
-    net = network
-    first = net.chain[0]
+    net, first = network, network.chain[0]
     header = first.block.header
-    chain_id = net.genesis.chain_id
     wrong = bytes(32)
     for bad, field in (
         (replace(header, state_root=wrong), "state_root"),
         (replace(header, log_root=wrong), "log_root"),
     ):
-        commit = _commit(net.keys, VALIDATORS, chain_id, bad)
-        item = SyncItem(Block(bad, first.block.entries), commit, None)
+        item = SyncItem(Block(bad, first.block.entries), net.commit(VALIDATORS, bad), None)
         _refused(net, caplog, [item], f"header.{field} does not match re-execution")
 
 
@@ -204,10 +196,7 @@ async def test_the_genuine_chain_is_taken_after_forgeries_and_up_to_the_first_ba
     net = network
     node = net.node
     one, two, three = net.chain
-    chain_id = net.genesis.chain_id
-    forged_two = replace(
-        two, commit=_commit(net.keys, ("CN", "US", "DE"), chain_id, two.block.header)
-    )
+    forged_two = replace(two, commit=net.commit(("CN", "US", "DE"), two.block.header))
     # Blocks before the bad one are valid on their own and are kept.
     assert _answer(net, "DE", [one, forged_two, three]) == (1, True)
     assert node.store.height == 1
