@@ -120,7 +120,7 @@ class Syncer:
             return False
         finally:
             self._reply, self._asked = None, None
-        applied, faulty = self._apply(peer, items)
+        applied, faulty = await self._apply(peer, items)
         if applied:
             log.info(
                 "synced %d block(s) from %s, now at height %d", applied, peer, node.store.height
@@ -150,12 +150,16 @@ class Syncer:
                     return ready[self._rotation % len(ready)], claimed
         return None
 
-    def _apply(self, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
+    async def _apply(self, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
         """(blocks stored, whether the answer held an invalid one)."""
         node = self.node
         genesis = node.genesis
         applied = 0
-        for item in items:
+        for position, item in enumerate(items):
+            if position:
+                # An answer may hold megabytes of entries to verify and execute: one block
+                # per turn of the loop keeps the API, the peer links and consensus served.
+                await asyncio.sleep(0)
             header = item.block.header
             if header.height != node.store.height + 1:
                 continue  # an answer overtaken by consensus; harmless

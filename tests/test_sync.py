@@ -10,6 +10,7 @@ none may change US's store, and the genuine chain must still be taken afterwards
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -117,24 +118,24 @@ def _gossip(net: Network, item: SyncItem) -> None:
     net.node._on_entries("DE", encode_entries([e.wire_bytes for e in item.block.entries]))
 
 
-def _answer(net: Network, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
+async def _answer(net: Network, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
     """What US makes of an answer to its block request, sent over the wire by ``peer``."""
     received = decode_block_response(encode_block_response(items), net.node.wire_limits)
-    return net.node.sync._apply(peer, received)
+    return await net.node.sync._apply(peer, received)
 
 
 def _faults(node: Node) -> int:
     return node.peers.counters["bad_block_response"]
 
 
-def _refused(
+async def _refused(
     net: Network, caplog: pytest.LogCaptureFixture, items: list[SyncItem], reason: str
 ) -> None:
     """The answer is refused as faulty, for ``reason``, and changes nothing."""
     node = net.node
     height, head, faults = node.store.height, node.store.head_hash(), _faults(node)
     caplog.clear()
-    assert _answer(net, "DE", items) == (0, True)
+    assert await _answer(net, "DE", items) == (0, True)
     assert (node.store.height, node.store.head_hash()) == (height, head)
     assert _faults(node) == faults + 1
     assert len(node.mempool) == 0
@@ -155,7 +156,7 @@ async def test_a_commit_without_a_quorum_of_our_validators_is_refused(
         (("CN", "DE", "US"), header, "votes from non-validators"),  # US is no validator
         (VALIDATORS, other, "commit is for block"),  # a quorum, for another block
     ):
-        _refused(net, caplog, [replace(first, commit=net.commit(signers, signed))], reason)
+        await _refused(net, caplog, [replace(first, commit=net.commit(signers, signed))], reason)
 
 
 async def test_a_block_that_is_not_the_one_its_commit_names_is_refused(
@@ -166,7 +167,7 @@ async def test_a_block_that_is_not_the_one_its_commit_names_is_refused(
     # The commit signs the header, which names the entries only through the log root:
     # validly signed entries other than those are caught by re-executing them.
     swapped = Block(first.block.header, tuple(_entries(net.genesis, net.keys, "SWAP")))
-    _refused(net, caplog, [replace(first, block=swapped)], "header.log_root does not match")
+    await _refused(net, caplog, [replace(first, block=swapped)], "header.log_root does not match")
     # One entry short of the header's count: the wire codec refuses it before the syncer.
     dropped = Block(first.block.header, first.block.entries[:-1])
     payload = encode_block_response([replace(first, block=dropped)])
@@ -187,7 +188,7 @@ async def test_a_block_signed_by_a_quorum_must_still_re_execute_to_its_roots(
         (replace(header, log_root=wrong), "log_root"),
     ):
         item = SyncItem(Block(bad, first.block.entries), net.commit(VALIDATORS, bad), None)
-        _refused(net, caplog, [item], f"header.{field} does not match re-execution")
+        await _refused(net, caplog, [item], f"header.{field} does not match re-execution")
 
 
 async def test_the_genuine_chain_is_taken_after_forgeries_and_up_to_the_first_bad_block(
@@ -198,9 +199,9 @@ async def test_the_genuine_chain_is_taken_after_forgeries_and_up_to_the_first_ba
     one, two, three = net.chain
     forged_two = replace(two, commit=net.commit(("CN", "US", "DE"), two.block.header))
     # Blocks before the bad one are valid on their own and are kept.
-    assert _answer(net, "DE", [one, forged_two, three]) == (1, True)
+    assert await _answer(net, "DE", [one, forged_two, three]) == (1, True)
     assert node.store.height == 1
-    assert _answer(net, "NL", [two, three]) == (2, False)
+    assert await _answer(net, "NL", [two, three]) == (2, False)
     assert node.store.height == BLOCKS
     assert node.store.head_hash() == three.block.header.hash()
     for item in net.chain:
@@ -208,7 +209,7 @@ async def test_the_genuine_chain_is_taken_after_forgeries_and_up_to_the_first_ba
             assert node.store.has_entry(entry.id)
     # An answer overtaken by what is already stored changes nothing and blames nobody.
     faults = _faults(node)
-    assert _answer(net, "CN", [one, two]) == (0, False)
+    assert await _answer(net, "CN", [one, two]) == (0, False)
     assert _faults(node) == faults
 
 
@@ -219,10 +220,10 @@ async def test_entries_verified_on_intake_are_not_verified_again_when_their_bloc
     one, two, _ = net.chain
     _gossip(net, one)
     assert len(entry_verifications) == len(one.block.entries)
-    assert _answer(net, "DE", [one]) == (1, False)
+    assert await _answer(net, "DE", [one]) == (1, False)
     assert len(entry_verifications) == len(one.block.entries)  # the verdict was reused
     # Entries the node never saw are verified by re-execution, once each.
-    assert _answer(net, "DE", [two]) == (1, False)
+    assert await _answer(net, "DE", [two]) == (1, False)
     assert sorted(entry_verifications) == sorted(
         e.entry_bytes for item in (one, two) for e in item.block.entries
     )
@@ -242,3 +243,25 @@ async def test_a_proposal_of_pooled_entries_is_judged_without_verifying_them_aga
     forged = tuple(replace(e, sig=bytes(64)) for e in one.block.entries)
     assert not net.node.host._judge(b"\x01" * 32, Block(one.block.header, forged), None)
     assert len(entry_verifications) == len(verified_on_intake) + len(forged)
+
+
+async def test_an_answer_is_applied_one_block_per_turn_of_the_event_loop(
+    network: Network,
+) -> None:
+    # An answer can hold thousands of entries to verify: the node must keep serving its
+    # API and peers while it works through them, not only once it is done.
+    net = network
+    heights: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            heights.append(net.node.store.height)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    try:
+        assert await _answer(net, "DE", net.chain) == (BLOCKS, False)
+    finally:
+        watcher.cancel()
+    assert set(range(BLOCKS)) <= set(heights)  # it ran between each block and the next
