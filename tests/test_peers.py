@@ -33,6 +33,7 @@ from node.peers.frames import (
     decode_frame,
     encode_frame,
 )
+from node.peers.gossip import SeenCache, message_id
 from node.peers.handshake import DialerHandshake, ListenerHandshake
 from tests.factories import make_genesis, make_member, member_key
 
@@ -648,3 +649,23 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     assert all(0.1 <= d <= 1.0 for row in delays for d in row)
     assert max(delays[0]) <= 0.2  # first retry: at most min * 2
     assert max(delays[-1]) > 0.9 and min(delays[-1]) < 0.2  # capped, still jittered
+
+
+def test_the_seen_cache_remembers_its_capacity_and_forgets_the_least_recent() -> None:
+    cache = SeenCache(3)
+    ids = [message_id("entry", bytes([i])) for i in range(5)]
+    assert [cache.add(i) for i in ids[:3]] == [True, True, True]  # at the limit: all kept
+    assert all(i in cache for i in ids[:3]) and len(cache) == 3
+    assert cache.add(ids[0]) is False  # seen again: now the most recent
+    assert cache.add(ids[3]) is True  # past the limit: ids[1], the least recent, goes
+    assert len(cache) == 3 and ids[1] not in cache
+    assert all(i in cache for i in (ids[0], ids[2], ids[3]))
+    # A forgotten id counts as new again, which is why the capacity is a node.toml limit.
+    assert cache.add(ids[1]) is True and ids[2] not in cache
+    with pytest.raises(ValueError, match="capacity must be positive"):
+        SeenCache(0)
+
+
+def test_message_ids_tell_kinds_apart() -> None:
+    assert message_id("entry", b"x") != message_id("vote", b"x")
+    assert message_id("entry", b"x") == message_id("entry", b"x")
