@@ -245,18 +245,20 @@ async def test_a_proposal_of_pooled_entries_is_judged_without_verifying_them_aga
     assert len(entry_verifications) == len(verified_on_intake) + len(forged)
 
 
-async def test_an_answer_is_applied_one_block_per_turn_of_the_event_loop(
+async def test_the_loop_serves_other_work_between_the_blocks_of_an_answer(
     network: Network,
 ) -> None:
     # An answer can hold thousands of entries to verify: the node must keep serving its
-    # API and peers while it works through them, not only once it is done.
+    # API and peers while it works through them. Serving a request takes several turns
+    # of the loop (accept, read, answer), like each step of this watcher.
     net = network
     heights: list[int] = []
 
     async def watch() -> None:
         while True:
+            for _ in range(5):
+                await asyncio.sleep(0)
             heights.append(net.node.store.height)
-            await asyncio.sleep(0)
 
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0)
@@ -264,4 +266,4 @@ async def test_an_answer_is_applied_one_block_per_turn_of_the_event_loop(
         assert await _answer(net, "DE", net.chain) == (BLOCKS, False)
     finally:
         watcher.cancel()
-    assert set(range(BLOCKS)) <= set(heights)  # it ran between each block and the next
+    assert set(range(1, BLOCKS)) <= set(heights)  # it ran between each block and the next
