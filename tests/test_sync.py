@@ -6,6 +6,10 @@ this process with a real store and real signatures. A source chain is built besi
 by the same BlockMaker and signed by the validators' real keys. Answers to US's block
 requests, forged in each way a peer could, go through the wire codec and the syncer;
 none may change US's store, and the genuine chain must still be taken afterwards.
+
+Also here: what the block paths (sync and a judged proposal) owe the mempool, no second
+verification of an entry verified on intake, and the loop staying free between the
+blocks of an answer.
 """
 
 from __future__ import annotations
