@@ -21,9 +21,11 @@ half that rate:
                              reaches, every node checking every entry once;
     net_<N>v_ceiling_per_s   the ceiling N's ratios are taken against (below);
     net_<N>v_node_cpu_us     CPU time the nodes spent per committed entry and node in the
-                             median run (user + system, from /proc): with the cores busy,
-                             ratio ~ (1e6 / ceiling) / node_cpu_us, so 0.5 needs a node's
-                             whole cost per entry within two bare verifications;
+                             median run (user + system, from /proc, until the watched
+                             pool drained: the bench reading blocks afterwards is left
+                             out): with the cores busy, ratio ~ (1e6 / ceiling) /
+                             node_cpu_us, so 0.5 needs a node's whole cost per entry
+                             within two bare verifications;
     net_<N>v_rejected        entries that did not commit (should be 0).
     ed25519_verify_per_s     bare ``cryptography`` Ed25519 verifies per second, one
                              process, best of five short rounds taken just before and
@@ -240,6 +242,8 @@ class Run:
     height_seen: dict[int, float] = field(default_factory=dict)
     mempool: int = -1  # the watched node's, at the last poll
     failures: list[str] = field(default_factory=list)
+    # The nodes' CPU seconds once the watched pool drained, before the bench reads blocks.
+    nodes_cpu_drained: float = float("nan")
 
 
 async def post(session: aiohttp.ClientSession, node: NodeProcess, batch: Batch, run: Run) -> None:
@@ -346,6 +350,7 @@ async def drive(
         while drained < DRAINED_POLLS and not run.failures and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             drained = drained + 1 if run.mempool == 0 else 0
+        run.nodes_cpu_drained = nodes_cpu_seconds(cluster)
         stop.set()
         await watcher
         heights: dict[str, int] = {}
@@ -392,7 +397,7 @@ def saturate_once(cluster: Cluster, entries: int, tag: str) -> Saturation:
     before = ed25519_verify_per_s()
     cpu_before = nodes_cpu_seconds(cluster)
     run, heights, total = asyncio.run(drive(cluster, work, None))
-    cpu = nodes_cpu_seconds(cluster) - cpu_before
+    cpu = run.nodes_cpu_drained - cpu_before
     ceiling = max(before, ed25519_verify_per_s())
     committed = [run.height_seen[h] for h in heights.values()]
     rate = len(heights) / (max(committed) - min(run.sent.values()))
