@@ -126,7 +126,6 @@ class Syncer:
             log.info(
                 "synced %d block(s) from %s, now at height %d", applied, peer, node.store.height
             )
-            node.host.catch_up()
         if faulty or (claimed and node.store.height < first):
             # An invalid block, or nothing of what it announced (and not because consensus
             # got there first).
@@ -181,6 +180,9 @@ class Syncer:
             except (CommitError, InvalidBlock, LedgerError) as exc:
                 node.peer_fault(peer, "block_response", exc)
                 return applied, True
+            # Before the loop runs anything else: consensus must not stay at a height the
+            # store now holds, or a commit learned during the pause would apply it again.
+            node.host.catch_up()
             node.metrics.synced_blocks.inc()
             applied += 1
         return applied, False

@@ -271,3 +271,27 @@ async def test_the_loop_serves_other_work_between_the_blocks_of_an_answer(
     finally:
         watcher.cancel()
     assert set(range(1, BLOCKS)) <= set(heights)  # it ran between each block and the next
+
+
+async def test_consensus_learning_a_synced_height_between_blocks_of_an_answer_is_harmless(
+    network: Network,
+) -> None:
+    # While the syncer pauses between blocks, a peer's commit for a height it has just
+    # stored may arrive, with that height's proposal already cached: consensus must not
+    # try to apply a second time a block the store already holds.
+    net = network
+    node = net.node
+    one = net.chain[0]
+
+    async def learn_height_one() -> None:
+        while node.store.height < 1:
+            await asyncio.sleep(0)
+        node.host._cache(one.block.header.hash(), one.block, None)
+        node._on_commit("DE", one.commit.encode())
+
+    learner = asyncio.create_task(learn_height_one())
+    assert await _answer(net, "DE", net.chain) == (BLOCKS, False)
+    await learner
+    assert node.failure is None
+    assert node.store.height == BLOCKS
+    assert node.host.core.height == BLOCKS + 1
