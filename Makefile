@@ -5,15 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench clean
+.PHONY: test lint typecheck pytest native bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml setup.py
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The hot path runs as mypyc-compiled extensions built next to the sources (setup.py,
+# node/native.py); rebuild them whenever a compiled module's source has changed.
+native: $(STAMP)
+	@$(BIN)/python -c "import sys, node.native as n; sys.exit(n.needs_build())" \
+		|| $(BIN)/python setup.py --quiet build_ext --inplace
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -22,13 +28,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: native
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
+bench: native
 	$(BIN)/python scripts/bench.py core
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build node/native-sources.json
+	find . -name '*.so' -not -path './$(VENV)/*' -delete

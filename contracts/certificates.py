@@ -253,7 +253,7 @@ def _apply_recognize(ctx: Context, body: Body) -> Writes:
     return {cert_key(cert_id): record.encode()}
 
 
-KINDS = (
+KINDS: tuple[Kind, ...] = (
     Kind(
         name="cert.issue",
         roles=frozenset({"issuer"}),

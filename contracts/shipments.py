@@ -195,7 +195,7 @@ def _apply_event(ctx: Context, body: Body) -> Writes:
     return {shipment_key(ucr): record.encode()}
 
 
-KINDS = (
+KINDS: tuple[Kind, ...] = (
     Kind(
         name="shipment.declare",
         roles=frozenset({"customs"}),

@@ -14,7 +14,7 @@ path and the conformance runner all call ``stage``; so they compute ``log_root``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
@@ -133,7 +133,10 @@ def stage(
 
 
 def _check_extra(extra: Mapping[bytes, bytes | None]) -> None:
-    for key, value in extra.items():
+    # Typed as object: bad keys and values must reach the checks below (compiled with mypyc,
+    # a typed loop would raise a bare TypeError first).
+    items: Iterable[tuple[object, object]] = extra.items()
+    for key, value in items:
         if not isinstance(key, bytes) or not key.startswith(_EXTRA_PREFIX):
             raise ChainError(f"extra write key {key!r} must be bytes starting with b'x:'")
         if key.startswith(STATE_PREFIX):

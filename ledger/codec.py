@@ -109,7 +109,7 @@ def _canonical(obj: object, depth: int) -> object:
     raise CodecError(f"type {type(obj).__name__} is not in the canonical data model")
 
 
-def decode(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
+def decode(data: object, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
     """Decode canonical bytes; raise CodecError for anything ``encode`` would not produce."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"expected bytes, got {type(data).__name__}")

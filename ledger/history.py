@@ -37,8 +37,9 @@ class HistoryError(LedgerError):
     """A subject name or a stored subject state is unusable."""
 
 
-def subject_key(subject: str) -> bytes:
-    """The state-map key of ``subject``: SHA-256 of its UTF-8 bytes."""
+def subject_key(subject: object) -> bytes:
+    """The state-map key of ``subject``: SHA-256 of its UTF-8 bytes; HistoryError unless
+    it is a non-empty str within MAX_SUBJECT_BYTES."""
     if not isinstance(subject, str) or not subject:
         raise HistoryError(f"a subject is a non-empty string, got {subject!r}")
     try:

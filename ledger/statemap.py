@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from ledger.errors import LedgerError, ProofError
@@ -373,7 +373,10 @@ class StateMap:
 
         The batch is sorted and walked down the trie once, so nodes shared by several
         changed keys are read and rehashed once."""
-        for key, value in changes.items():
+        # Typed as object: bad keys and values must reach the checks below (compiled with mypyc,
+        # a typed loop would raise a bare TypeError first).
+        items: Iterable[tuple[object, object]] = changes.items()
+        for key, value in items:
             _check_key(key)
             if value is not None and (not isinstance(value, bytes) or len(value) > MAX_VALUE_BYTES):
                 raise StateMapError(f"state value must be bytes of at most {MAX_VALUE_BYTES}")
@@ -404,7 +407,7 @@ class StateMap:
         return node
 
 
-def _check_key(key: bytes) -> None:
+def _check_key(key: object) -> None:
     if not isinstance(key, bytes) or len(key) != KEY_BYTES:
         raise StateMapError(f"state keys are {KEY_BYTES} bytes")
 

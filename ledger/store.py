@@ -35,7 +35,7 @@ one LevelDB snapshot through ``Store.snapshot()``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from pathlib import Path
@@ -95,7 +95,7 @@ def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
 
-def _subject_digest(subject: str) -> bytes:
+def _subject_digest(subject: object) -> bytes:
     # The index keys a subject by its state-map key, so one function names both.
     try:
         return subject_key(subject)
@@ -149,7 +149,10 @@ def _check_extra(items: Mapping[bytes, bytes | None]) -> None:
     )
     if keys_ok and set(map(type, items.values())) <= _EXTRA_VALUE_TYPES:
         return
-    for key, value in items.items():
+    # Typed as object: bad keys and values must reach the checks below (compiled with mypyc,
+    # a typed loop would raise a bare TypeError first).
+    pairs: Iterable[tuple[object, object]] = items.items()
+    for key, value in pairs:
         if not isinstance(key, bytes) or not key.startswith(EXTRA_PREFIX):
             raise StoreError(f"extra key {key!r} must be bytes starting with {EXTRA_PREFIX!r}")
         if value is not None and not isinstance(value, bytes):
@@ -254,12 +257,12 @@ class _Reader:
             raise StoreError("an entry id is 32 bytes")
         return self._get(ENTRY_PREFIX + entry_id) is not None
 
-    def subject_count(self, subject: str) -> int:
+    def subject_count(self, subject: object) -> int:
         raw = self._get(SUBJECT_COUNT_PREFIX + _subject_digest(subject))
         return _decode_count(raw, repr(subject))
 
     def subject_entries(
-        self, subject: str, start: int = 0, limit: int | None = None
+        self, subject: object, start: object = 0, limit: object = None
     ) -> list[SubjectRef]:
         """The entries that touched ``subject``, in commit order, from ``start``."""
         if type(start) is not int or start < 0:
@@ -312,7 +315,7 @@ class _Reader:
         return self._scan(prefix, prefix)
 
 
-def _decode_ref(raw: bytes, subject: str) -> SubjectRef:
+def _decode_ref(raw: bytes, subject: object) -> SubjectRef:
     obj = _decode(raw, f"history of subject {subject!r}")
     if (
         not isinstance(obj, list)

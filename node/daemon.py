@@ -30,6 +30,7 @@ from ledger.errors import BlockFormatError, EntryError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.store import Store
+from node import native
 from node.api import build_app
 from node.blocks import BlockMaker, Proposed
 from node.config import NodeConfig, peer_urls
@@ -165,13 +166,14 @@ class Node:
         self._spawn(self._flush_entries(), "entry-gossip")
         self.host.start()
         log.info(
-            "node %s serving on %s:%d at height %d (chain %s, genesis %s)",
+            "node %s serving on %s:%d at height %d (chain %s, genesis %s; %s)",
             self.member_id,
             config.listen_host,
             config.listen_port,
             self.store.height,
             self.genesis.chain_id,
             self.genesis.hash_hex[:16],
+            native.describe(),
         )
 
     async def stop(self) -> None:

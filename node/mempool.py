@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import ClassVar
 
 from ledger.entry import SignedEntry
 
@@ -24,7 +25,7 @@ __all__ = [
 class MempoolError(Exception):
     """An entry cannot enter the pool; ``code`` is the DESIGN §9 / HTTP code to report."""
 
-    code = "mempool"
+    code: ClassVar[str] = "mempool"
 
     def __init__(self, entry_id: bytes, message: str) -> None:
         super().__init__(f"{self.code}: entry {entry_id.hex()[:16]}…: {message}")
@@ -33,17 +34,17 @@ class MempoolError(Exception):
 
 
 class DuplicateEntry(MempoolError):
-    code = "duplicate"
+    code: ClassVar[str] = "duplicate"
 
 
 class StaleEntry(MempoolError):
-    code = "stale"
+    code: ClassVar[str] = "stale"
 
 
 class MempoolFull(MempoolError):
     """The pool is at ``limit`` (``"entries"`` or ``"bytes"``); the client may retry later."""
 
-    code = "mempool_full"
+    code: ClassVar[str] = "mempool_full"
 
     def __init__(self, entry_id: bytes, limit: str, message: str) -> None:
         super().__init__(entry_id, message)

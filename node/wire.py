@@ -242,7 +242,10 @@ def entry_id_of_wire(wire: bytes) -> bytes:
     the entry's bytes are a fixed slice. For any other input the id is simply one that
     no pending entry has; callers compare the full wire bytes before trusting a match.
     """
-    return hashlib.sha256(wire[len(_WIRE_HEAD) : len(wire) - _WIRE_TAIL]).digest()
+    # The end is clamped to the start by hand: compiled (mypyc), a bytes slice whose end
+    # falls before its start raises SystemError where Python gives b"".
+    start = len(_WIRE_HEAD)
+    return hashlib.sha256(wire[start : max(start, len(wire) - _WIRE_TAIL)]).digest()
 
 
 def _optional_commit(raw: object) -> Commit | None:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from ledger.keys import Domain, VerifyKey
+from node import native
 
 # CI gets more examples than a local edit-test loop, but stays within the time budget.
 settings.register_profile(
@@ -13,6 +14,19 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # An extension built from an older source would be tested in place of the source.
+    if stale := native.stale():
+        pytest.exit(
+            f"compiled modules are older than their sources: {', '.join(stale)}; run `make native`",
+            returncode=4,
+        )
+
+
+def pytest_report_header() -> str:
+    return native.describe()
 
 
 @pytest.fixture

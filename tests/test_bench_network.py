@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from node import native
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -37,7 +39,10 @@ def test_small_network_run_reports_consistent_figures() -> None:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])["figures"]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = report["figures"]
+    # The report says which build of the hot path the figures come from.
+    assert native.describe() in report["notes"]
 
     assert figures["net_2v_rejected"] == 0
     rate, ceiling = figures["net_2v_entries_per_s"], figures["net_2v_ceiling_per_s"]

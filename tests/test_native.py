@@ -1,0 +1,98 @@
+"""The mypyc-compiled hot path: all or nothing, current with its sources, same behaviour.
+
+The rest of the suite runs against whichever build is installed (``make`` builds the
+compiled one); these tests pin down the build itself and the places where compiled code
+would behave differently from the interpreter if the sources did not guard them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from node import native
+from node.mempool import DuplicateEntry, MempoolError, MempoolFull, StaleEntry
+from node.wire import entry_id_of_wire
+
+
+def test_the_build_is_all_or_nothing() -> None:
+    # setup.py removes every extension when any fails: a half-compiled package would
+    # import shims whose shared library is missing.
+    assert native.compiled() in ([], list(native.NATIVE_MODULES))
+
+
+def test_every_compiled_module_is_a_source_file_of_the_project() -> None:
+    for module in native.NATIVE_MODULES:
+        path = native.source_path(module)
+        assert path.is_file(), module
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None
+        assert Path(spec.origin).parent == path.parent
+
+
+def test_source_digests_are_sha256_of_the_sources() -> None:
+    digests = native.source_digests()
+    assert set(digests) == set(native.NATIVE_MODULES)
+    path = native.source_path("ledger.codec")
+    assert digests["ledger.codec"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_changed_source_makes_its_extension_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not native.compiled():
+        pytest.skip("the hot path runs interpreted here: there is no extension to go stale")
+    record = native.source_digests()
+    record["ledger.codec"] = "0" * 64  # as if codec.py had been edited since the build
+    sources = tmp_path / "native-sources.json"
+    sources.write_text(json.dumps(record))
+    monkeypatch.setattr(native, "SOURCES_FILE", sources)
+    assert native.stale() == ["ledger.codec"]
+    assert native.needs_build()
+    assert native.describe().endswith("STALE against their sources: ledger.codec")
+    sources.write_text(json.dumps(native.source_digests()))
+    assert native.stale() == [] and not native.needs_build()
+    sources.unlink()  # extensions without a record of what they were built from
+    assert native.stale() == list(native.NATIVE_MODULES)
+
+
+def test_the_build_is_described_for_logs() -> None:
+    described = native.describe()
+    if native.compiled():
+        assert described == f"hot path compiled with mypyc ({len(native.NATIVE_MODULES)} modules)"
+    else:
+        assert described == "hot path interpreted"
+
+
+def test_missing_extensions_are_built_unless_declined(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "compiled", lambda: [])
+    monkeypatch.delenv(native.PURE_ENV, raising=False)
+    assert native.needs_build()
+    monkeypatch.setenv(native.PURE_ENV, "1")
+    assert not native.needs_build()
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 70, 77])
+def test_entry_id_of_a_short_wire_is_the_hash_of_nothing(size: int) -> None:
+    # Compiled, a bytes slice ending before its start raised SystemError instead of
+    # giving b"" (fixed in node.wire by clamping the end).
+    assert entry_id_of_wire(b"\x82\xa5entry"[:size] + bytes(max(0, size - 7))) == (
+        hashlib.sha256(b"").digest()
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(DuplicateEntry, "duplicate"), (StaleEntry, "stale"), (MempoolError, "mempool")],
+)
+def test_mempool_errors_carry_their_class_code(error: type[MempoolError], code: str) -> None:
+    # A class attribute without ClassVar compiles to an instance attribute that the
+    # constructor reads before anything set it.
+    exc = error(bytes(32), "why")
+    assert exc.code == code and str(exc).startswith(f"{code}: entry 0000")
+    full = MempoolFull(bytes(32), "entries", "pool holds 1 entries")
+    assert full.code == "mempool_full" and full.limit == "entries"
