@@ -159,8 +159,8 @@ class Block:
                 continue
             try:
                 entries.append(decode_wire(wire, max_entry_bytes))
-            except EntryError as exc:
-                raise BlockFormatError(f"block.entries[{i}]: {exc}") from exc
+            except EntryError as bad_entry:
+                raise BlockFormatError(f"block.entries[{i}]: {bad_entry}") from bad_entry
         return cls(header, tuple(entries))
 
 

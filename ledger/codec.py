@@ -130,10 +130,10 @@ def decode(data: object, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
         raise
     except msgpack.ExtraData as exc:
         raise CodecError("trailing bytes after the value") from exc
-    except msgpack.StackError as exc:
-        raise CodecError(f"nesting deeper than {MAX_DEPTH}") from exc
-    except (ValueError, UnicodeDecodeError, TypeError, msgpack.UnpackException) as exc:
-        raise CodecError(f"not decodable: {exc}") from exc
+    except msgpack.StackError as too_deep:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH}") from too_deep
+    except (ValueError, UnicodeDecodeError, TypeError, msgpack.UnpackException) as undecodable:
+        raise CodecError(f"not decodable: {undecodable}") from undecodable
     if not (type(obj) in _CONTAINERS and plain_sorted(obj, 0)):
         _check(obj, 0)  # raises the precise error
     # Every remaining difference (long forms, duplicate keys collapsed by the dict) shows

@@ -141,8 +141,8 @@ def entry_from_json(obj: object, max_entry_bytes: int) -> SignedEntry:
         raise EntryError("malformed", "sig is not hex") from exc
     try:
         wire, data = encode_canonical({"entry": obj["entry"], "sig": sig})
-    except CodecError as exc:
-        raise EntryError("malformed", str(exc)) from exc
+    except CodecError as unencodable:
+        raise EntryError("malformed", str(unencodable)) from unencodable
     # ``wire`` is what decoding ``data`` would give back: when it passes the one-walk
     # check, decode_wire would accept it unchanged, so the entry is built from it.
     if len(data) <= max_entry_bytes and data.startswith(_WIRE_HEAD) and _is_plain_wire(wire):

@@ -42,21 +42,22 @@ def is_country(code: object) -> bool:
     )
 
 
+# (lowest, highest) accepted for each parameter: bounds keep a typo from making a
+# network that cannot make progress or that any single entry could exhaust.
+PARAM_LIMITS: dict[str, tuple[int, int]] = {
+    "block_interval_ms": (1, 3_600_000),
+    "max_block_entries": (1, 100_000),
+    "max_entry_bytes": (256, 1_048_576),
+    "entry_window_ms": (1_000, 86_400_000),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Params:
     block_interval_ms: int = 500
     max_block_entries: int = 5000
     max_entry_bytes: int = 16384
     entry_window_ms: int = 600_000
-
-    # (lowest, highest) accepted for each parameter: bounds keep a typo from making a
-    # network that cannot make progress or that any single entry could exhaust.
-    LIMITS = {
-        "block_interval_ms": (1, 3_600_000),
-        "max_block_entries": (1, 100_000),
-        "max_entry_bytes": (256, 1_048_576),
-        "entry_window_ms": (1_000, 86_400_000),
-    }
 
     @classmethod
     def from_json(cls, obj: object) -> Params:
@@ -66,9 +67,9 @@ class Params:
             raise GenesisError("params", "must be an object")
         values: dict[str, int] = {}
         for name, value in obj.items():
-            if name not in cls.LIMITS:
+            if name not in PARAM_LIMITS:
                 raise GenesisError(f"params.{name}", "unknown parameter")
-            low, high = cls.LIMITS[name]
+            low, high = PARAM_LIMITS[name]
             if type(value) is not int or not low <= value <= high:
                 raise GenesisError(f"params.{name}", f"must be an integer in {low}..{high}")
             values[name] = value
@@ -191,8 +192,8 @@ class Genesis:
             raise
         except (ValueError, UnicodeDecodeError) as exc:
             raise GenesisError("file", f"not valid JSON: {exc}") from exc
-        except RecursionError as exc:  # CPython's parser recurses once per nesting level
-            raise GenesisError("file", "not valid JSON: nested too deeply") from exc
+        except RecursionError as too_deep:  # CPython's parser recurses once per nesting level
+            raise GenesisError("file", "not valid JSON: nested too deeply") from too_deep
         return cls.from_document(doc)
 
     @classmethod
@@ -228,7 +229,7 @@ class Genesis:
         doc: dict[str, Any] = {
             "chain_id": chain_id,
             "genesis_time": genesis_time,
-            "params": {name: getattr(params or Params(), name) for name in Params.LIMITS},
+            "params": {name: getattr(params or Params(), name) for name in PARAM_LIMITS},
             "members": [m.to_json() for m in members],
         }
         return cls.from_document(doc)

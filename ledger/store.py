@@ -656,8 +656,8 @@ def _open_db(path: Path) -> Any:
             ) from exc
         text = message.decode(errors="replace") if isinstance(message, bytes) else str(exc)
         raise StoreError(f"cannot open store {path}: {text}") from exc
-    except plyvel.Error as exc:
-        raise StoreError(f"cannot open store {path}: {exc}") from exc
+    except plyvel.Error as failure:
+        raise StoreError(f"cannot open store {path}: {failure}") from failure
 
 
 def _claim_for_genesis(db: Any, genesis: Genesis, path: Path) -> None:

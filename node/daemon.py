@@ -380,13 +380,13 @@ class Node:
                 continue
             try:
                 entry = decode_wire(wire, limit)
-            except EntryError as exc:
-                self.metrics.entries_rejected.labels(exc.code).inc()
+            except EntryError as bad_entry:
+                self.metrics.entries_rejected.labels(bad_entry.code).inc()
                 continue
             try:
                 self._pool(check_entry_stateless(entry, self.genesis), gossip=False)
-            except Rejection as exc:
-                self.metrics.entries_rejected.labels(exc.code).inc()
+            except Rejection as rejection:
+                self.metrics.entries_rejected.labels(rejection.code).inc()
 
     def _on_commit(self, peer: str, payload: bytes) -> None:
         try:

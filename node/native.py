@@ -60,6 +60,14 @@ NATIVE_MODULES: tuple[str, ...] = (
     "node.mempool",
     "node.wire",
     "node.blocks",
+    "node.daemon",
+    "node.service",
+    "node.runtime",
+    "node.sync",
+    "node.peers.frames",
+    "node.peers.gossip",
+    "node.consensus.core",
+    "ledger.genesis",
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -92,9 +92,9 @@ class ConsensusHost:
             drive(self.core, self, event)
         except InputError as exc:
             log.warning("consensus input refused: %s", exc)
-        except Exception as exc:
+        except Exception as failure:
             # Our own invariant broke (e.g. a decided block we cannot apply): stop loudly.
-            self.node.fail(exc)
+            self.node.fail(failure)
             raise
 
     def shutdown(self) -> None:
@@ -222,8 +222,8 @@ class ConsensusHost:
             return
         try:
             package = outline.package(limits, self._held_block, self._pending_entry)
-        except WireError as exc:
-            self.node.peer_fault(peer, "proposal", exc)
+        except WireError as bad_block:
+            self.node.peer_fault(peer, "proposal", bad_block)
             return
         block_hash = package.block.header.hash()
         if block_hash != message.proposal.block:

@@ -47,11 +47,11 @@ class Service:
                 raise Rejection(exc.code, prefix + exc.message) from exc
         try:
             return self.node.admit_batch(checked)
-        except MempoolFull as exc:
+        except MempoolFull as full:
             # 429, not 400: the entries are fine and the client should retry later.
             raise ApiError(
-                429, "mempool_full", f"mempool is full ({exc.limit}): {exc.reason}"
-            ) from exc
+                429, "mempool_full", f"mempool is full ({full.limit}): {full.reason}"
+            ) from full
 
     async def submit_body(self, kind: str, body: Mapping[str, Any]) -> str:
         node = self.node

@@ -7,6 +7,7 @@ would behave differently from the interpreter if the sources did not guard them.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -96,3 +97,31 @@ def test_mempool_errors_carry_their_class_code(error: type[MempoolError], code: 
     assert exc.code == code and str(exc).startswith(f"{code}: entry 0000")
     full = MempoolFull(bytes(32), "entries", "pool holds 1 entries")
     assert full.code == "mempool_full" and full.limit == "entries"
+
+
+def _except_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, set[str]]:
+    """Each ``except T as name`` name in ``function`` (not in nested scopes) -> its Ts."""
+    names: dict[str, set[str]] = {}
+    todo: list[ast.AST] = list(ast.iter_child_nodes(function))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        if isinstance(node, ast.ExceptHandler) and node.name and node.type is not None:
+            names.setdefault(node.name, set()).add(ast.unparse(node.type))
+        todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def test_compiled_functions_give_each_exception_name_one_type() -> None:
+    # mypyc gives a local one type per function: after ``except WireError as exc``, a
+    # later ``except Rejection as exc`` raised TypeError instead of handling the error.
+    clashes = []
+    for module in native.NATIVE_MODULES:
+        path = native.source_path(module)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for name, types in _except_names(node).items():
+                    if len(types) > 1:
+                        clashes.append(f"{module}.{node.name}: {name} as {sorted(types)}")
+    assert clashes == []
