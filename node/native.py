@@ -1,10 +1,11 @@
 """The modules compiled with mypyc, and whether the running build of them is current.
 
-Every entry a node takes crosses these modules: decoding, the stateless rules, executing
-and staging blocks, the store, the mempool and the peer wire format. They are plain,
-fully typed Python; ``setup.py`` compiles them to C extensions with mypyc, which takes
-about a seventh off a node's CPU per entry (README, "Performance"). Where no C compiler
-is available, or ``CUSTOMS_LEDGER_PURE=1`` is set (``PURE_ENV``), the same sources run interpreted.
+Every entry a node takes crosses these modules: decoding, the stateless rules, pooling,
+executing and staging blocks, the store, the peer wire format and the consensus core.
+They are plain, fully typed Python; ``setup.py`` compiles them to C extensions with
+mypyc, which takes about a seventh off a node's CPU per entry (README, "Performance").
+Where no C compiler is available, or ``CUSTOMS_LEDGER_PURE=1`` is set (``PURE_ENV``),
+the same sources run interpreted.
 
 A development checkout builds the extensions next to the sources, and Python imports an
 extension in preference to the ``.py`` beside it: edit a source and forget to rebuild,
@@ -48,6 +49,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "ledger.chain",
     "ledger.block",
     "ledger.store",
+    "ledger.genesis",
     "contracts.executor",
     "contracts.state",
     "contracts.schema",
@@ -67,7 +69,6 @@ NATIVE_MODULES: tuple[str, ...] = (
     "node.peers.frames",
     "node.peers.gossip",
     "node.consensus.core",
-    "ledger.genesis",
 )
 
 ROOT = Path(__file__).resolve().parent.parent
