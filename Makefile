@@ -5,15 +5,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest pytest-interpreted native bench clean
+.PHONY: test lint typecheck pytest pytest-interpreted native bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py
+# Installs take the versions in constraints.txt, the set the suite last passed with, so a
+# new release of a linter or a library cannot turn a clean checkout red on its own. As an
+# environment variable the constraints also reach pip's isolated build environment.
+$(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# Re-pin constraints.txt to the newest releases pyproject.toml allows, resolved in a
+# throwaway venv (nothing installed by hand leaks in); run `make test` after it.
+LOCK_VENV := build/lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet '.[test]'
+	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --all \
+		| grep -viE '^(customs[-_]ledger|pip|setuptools|wheel)[=@ ]'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 # The hot path runs as mypyc-compiled extensions built next to the sources (setup.py,
 # node/native.py); rebuild them whenever a compiled module's source has changed.
