@@ -19,12 +19,13 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
 	touch $(STAMP)
 
 # Re-pin constraints.txt to the newest releases pyproject.toml allows, resolved in a
-# throwaway venv (nothing installed by hand leaks in); run `make test` after it.
+# throwaway venv (nothing installed by hand leaks in); run `make test` after it. The
+# install there skips compiling: only the dependency set is wanted from it.
 LOCK_VENV := build/lock-venv
 lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install --quiet '.[test]'
+	CUSTOMS_LEDGER_PURE=1 $(LOCK_VENV)/bin/python -m pip install --quiet '.[test]'
 	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --all \
 		| grep -viE '^(customs[-_]ledger|pip|setuptools|wheel)[=@ ]'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
