@@ -22,8 +22,10 @@ __all__ = [
     "Limits",
     "NodeConfig",
     "Timeouts",
+    "Tuning",
     "check_against_genesis",
     "load_config",
+    "parse_settings",
     "peer_urls",
     "render_default_config",
 ]
@@ -92,6 +94,16 @@ _LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
 _TIMEOUT_BOUNDS: dict[str, tuple[int, int]] = {
     name: (1, 3_600_000) for name in (f.name for f in fields(Timeouts))
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """The settings a node can take without naming its own files or addresses."""
+
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    log_format: str = "text"
+    log_level: str = "info"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +178,7 @@ def _parse(doc: dict[str, Any], path: Path) -> NodeConfig:
     if not isinstance(host, str) or not host or len(host) > 255:
         raise ConfigError("listen.host", "must be a non-empty host name or address")
     passphrase = doc.get("passphrase_file")
-    log = _table(doc, "log")
-    _reject_unknown(log, {"format", "level"}, "log.")
+    tuning = _tuning(doc)
     return NodeConfig(
         member_id=member_id,
         config_path=path,
@@ -179,11 +190,41 @@ def _parse(doc: dict[str, Any], path: Path) -> NodeConfig:
         listen_host=host,
         listen_port=_int(listen, "port", 7101, (0, 65535), "listen."),
         peers=_peers(doc),
+        limits=tuning.limits,
+        timeouts=tuning.timeouts,
+        log_format=tuning.log_format,
+        log_level=tuning.log_level,
+    )
+
+
+def _tuning(doc: Mapping[str, Any]) -> Tuning:
+    log = _table(doc, "log")
+    _reject_unknown(log, {"format", "level"}, "log.")
+    return Tuning(
         limits=Limits(**_ints(_table(doc, "limits"), _LIMIT_BOUNDS, "limits.")),
         timeouts=_timeouts(_table(doc, "timeouts")),
         log_format=_choice(log, "format", "text", LOG_FORMATS),
         log_level=_choice(log, "level", "info", LOG_LEVELS),
     )
+
+
+_TUNING_TABLES = ("limits", "timeouts", "log")
+
+
+def parse_settings(settings: Mapping[str, object]) -> Tuning:
+    """``table.key`` -> value pairs (``timeouts.propose_ms``), checked as node.toml is.
+
+    Only the tables a node can share with others are settable this way: a node's id,
+    paths, listen address and peers belong to the command that lays out its directory.
+    """
+    doc: dict[str, dict[str, object]] = {}
+    for dotted, value in settings.items():
+        table, _, key = dotted.partition(".")
+        if table not in _TUNING_TABLES or not key or "." in key:
+            wanted = ", ".join(f"{t}.KEY" for t in _TUNING_TABLES)
+            raise ConfigError(dotted, f"not a settable key (settable: {wanted})")
+        doc.setdefault(table, {})[key] = value
+    return _tuning(doc)
 
 
 def _reject_unknown(table: Mapping[str, Any], known: set[str], prefix: str) -> None:
@@ -287,11 +328,14 @@ def render_default_config(
     listen_host: str = "127.0.0.1",
     listen_port: int = 7101,
     passphrase_file: str | None = None,
+    tuning: Tuning | None = None,
 ) -> str:
-    """A commented node.toml with the defaults; ``load_config`` accepts it unchanged."""
+    """A commented node.toml with the defaults, or ``tuning``'s values; ``load_config``
+    accepts it unchanged."""
     if not MEMBER_ID.match(member_id):
         raise ConfigError("id", f"must be a member id matching {MEMBER_ID.pattern}")
-    limits, timeouts = Limits(), Timeouts()
+    tuning = tuning or Tuning()
+    limits, timeouts = tuning.limits, tuning.timeouts
     passphrase = (
         f"passphrase_file = {_toml_str(passphrase_file)}"
         if passphrase_file
@@ -334,8 +378,8 @@ def render_default_config(
         *(f"{f.name} = {getattr(timeouts, f.name)}" for f in fields(Timeouts)),
         "",
         "[log]",
-        'format = "text"   # text | json, to stdout',
-        'level = "info"    # debug | info | warning | error',
+        f"format = {_toml_str(tuning.log_format)}   # text | json, to stdout",
+        f"level = {_toml_str(tuning.log_level)}    # debug | info | warning | error",
         "",
     ]
     return "\n".join(lines)
