@@ -1,4 +1,5 @@
-"""``customs-node``: set up a member's node (init, genesis) and run the daemon.
+"""``customs-node``: set up a member's node (init, genesis), a local network (testnet),
+and run the daemon.
 
 Every failure is a typed error; ``_EXIT`` is the one place that maps them to an exit
 code, and ``main`` the one place that prints them.
@@ -7,32 +8,27 @@ code, and ``main`` the one place that prints them.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ledger.errors import GenesisError, KeyFileError, StoreError
-from ledger.genesis import MEMBER_ID, Genesis
+from ledger.genesis import MEMBER_ID
 from ledger.keys import SigningKey
-from node.config import ConfigError, NodeConfig, check_against_genesis, load_config
-from node.config import render_default_config as render_config
-from node.files import load_genesis, load_key, read_bounded, save_key
+from node.config import ConfigError
+from node.provision import (
+    CliError,
+    build_genesis,
+    init_node_dir,
+    load_node,
+    read_members,
+    read_passphrase,
+    write_genesis,
+)
+from node.testnet import DEFAULT_CHAIN_ID, cmd_testnet
 
 __all__ = ["CliError", "entrypoint", "load_node", "main"]
-
-MAX_INPUT_FILE_BYTES = 1024 * 1024
-CONFIG_NAME = "node.toml"
-KEY_NAME = "node.key"
-TOKEN_NAME = "api.token"
-
-
-class CliError(Exception):
-    """A command cannot do what was asked; the message says why."""
 
 
 # Exit codes: 2 for anything the operator must fix in arguments or files, 1 for the
@@ -85,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--genesis-time", type=int, help="ms since the epoch (default: now)")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
     gen.set_defaults(handler=cmd_genesis)
+    _add_testnet_parser(sub)
     run = sub.add_parser("run", help="run the daemon in the foreground")
     run.add_argument("--config", required=True, type=Path, help="path to node.toml")
     run.set_defaults(handler=cmd_run)
@@ -98,24 +95,22 @@ def cmd_init(args: argparse.Namespace) -> int:
     if not MEMBER_ID.match(args.id):
         raise CliError(f"--id {args.id!r} must match {MEMBER_ID.pattern}")
     host, port = _parse_listen(args.listen)
-    passphrase = _read_passphrase(args.passphrase_file) if args.passphrase_file else None
+    passphrase = read_passphrase(args.passphrase_file) if args.passphrase_file else None
     node_dir: Path = args.data_dir.absolute()
-    if node_dir.exists() and (not node_dir.is_dir() or any(node_dir.iterdir())):
-        raise CliError(f"{node_dir} exists and is not an empty directory; refusing to touch it")
-    node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = SigningKey.generate()
-    save_key(key, node_dir / KEY_NAME, passphrase)
-    _write_new(node_dir / TOKEN_NAME, secrets.token_hex(32) + "\n", 0o600)
-    passphrase_path = str(args.passphrase_file.absolute()) if args.passphrase_file else None
-    text = render_config(
-        args.id, listen_host=host, listen_port=port, passphrase_file=passphrase_path
+    config = init_node_dir(
+        node_dir,
+        args.id,
+        key,
+        listen_host=host,
+        listen_port=port,
+        passphrase=passphrase,
+        passphrase_file=args.passphrase_file.absolute() if args.passphrase_file else None,
     )
-    _write_new(node_dir / CONFIG_NAME, text, 0o644)
-    (node_dir / "data").mkdir(mode=0o700)
     print(key.public_key.hex)
     print(
         f"initialised {args.id} in {node_dir}; put genesis.json there, then run:\n"
-        f"  customs-node run --config {node_dir / CONFIG_NAME}",
+        f"  customs-node run --config {config}",
         file=sys.stderr,
     )
     return 0
@@ -128,103 +123,64 @@ def _parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _read_passphrase(path: Path) -> bytes:
-    data = _read_limited(path, "--passphrase-file").rstrip(b"\r\n")
-    if not data:
-        raise CliError(f"--passphrase-file {path} is empty")
-    return data
-
-
-def _write_new(path: Path, text: str, mode: int) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError as exc:
-        raise CliError(f"{path} already exists") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _read_limited(path: Path, what: str) -> bytes:
-    return read_bounded(path, MAX_INPUT_FILE_BYTES, CliError, what)
-
-
 # -- genesis ------------------------------------------------------------------------
 
 
 def cmd_genesis(args: argparse.Namespace) -> int:
-    members, params = _read_members(args.members)
+    members, params = read_members(args.members)
     genesis_time = args.genesis_time if args.genesis_time is not None else time.time_ns() // 10**6
-    doc: dict[str, Any] = {
-        "chain_id": args.chain_id,
-        "genesis_time": genesis_time,
-        "members": members,
-    }
-    if params is not None:
-        doc["params"] = params
-    genesis = Genesis.from_document(doc)
-    # Write the normalised document (params spelled out) so operators see every value.
-    full = Genesis.build(
-        genesis.chain_id, genesis.genesis_time, list(genesis.members), genesis.params
+    genesis = build_genesis(args.chain_id, genesis_time, members, params)
+    write_genesis(genesis, args.output, force=args.force)
+    validators = ", ".join(genesis.validators.ids)
+    print(genesis.hash_hex)
+    print(
+        f"wrote {args.output}: chain {genesis.chain_id}, validators {validators}", file=sys.stderr
     )
-    output: Path = args.output
-    if output.exists() and not args.force:
-        raise CliError(f"{output} already exists (use --force to overwrite)")
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_bytes(full.to_json_bytes())
-    tmp.replace(output)
-    validators = ", ".join(full.validators.ids)
-    print(full.hash_hex)
-    print(f"wrote {output}: chain {full.chain_id}, validators {validators}", file=sys.stderr)
     return 0
 
 
-def _read_members(path: Path) -> tuple[object, object | None]:
-    data = _read_limited(path, "--members")
-    try:
-        doc = json.loads(data, parse_float=_no_float, parse_constant=_no_float)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CliError(f"--members {path}: not valid JSON: {exc}") from exc
-    except RecursionError as exc:  # CPython's parser recurses once per nesting level
-        raise CliError(f"--members {path}: not valid JSON: nested too deeply") from exc
-    if isinstance(doc, list):
-        return doc, None
-    if isinstance(doc, dict) and "members" in doc:
-        unknown = sorted(set(doc) - {"members", "params"})
-        if unknown:
-            raise CliError(f"--members {path}: unknown top-level field {unknown[0]!r}")
-        return doc["members"], doc.get("params")
-    raise CliError(f"--members {path}: expected a JSON list or an object with 'members'")
+# -- testnet ------------------------------------------------------------------------
 
 
-def _no_float(text: str) -> object:
-    raise CliError(f"number {text} is not an integer")
+def _add_testnet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    net = sub.add_parser(
+        "testnet",
+        help="write a whole local network: every member's node directory and one genesis",
+        description="Write DIR/<ID>/ (key, API token, node.toml, genesis.json, data/) for "
+        "every member and DIR/genesis.json, all on HOST. Nothing is written unless all of "
+        "it can be.",
+    )
+    net.add_argument("--dir", required=True, type=Path, help="absent or empty directory")
+    net.add_argument(
+        "--members",
+        required=True,
+        metavar="FILE|N",
+        help="N members that all validate, or a JSON list of members as in genesis "
+        "without public_key and endpoints (id, name, jurisdictions, roles)",
+    )
+    net.add_argument("--chain-id", default=DEFAULT_CHAIN_ID)
+    net.add_argument("--host", default="127.0.0.1", help="address every node listens on")
+    net.add_argument(
+        "--base-port", type=int, metavar="P", help="ports P, P+1, ... (default: free ports)"
+    )
+    net.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="genesis parameter, e.g. block_interval_ms=200 (repeatable)",
+    )
+    net.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="node.toml setting for every node, e.g. timeouts.propose_ms=400 (repeatable)",
+    )
+    net.set_defaults(handler=cmd_testnet)
 
 
 # -- run ----------------------------------------------------------------------------
-
-
-def load_node(config_path: Path) -> tuple[NodeConfig, Genesis, SigningKey]:
-    """Config, genesis and key, each validated, and checked against one another."""
-    config = load_config(config_path)
-    genesis = load_genesis(config.genesis_file)
-    check_against_genesis(config, genesis)
-    passphrase = (
-        _read_passphrase(config.passphrase_file) if config.passphrase_file is not None else None
-    )
-    key = load_key(config.key_file, passphrase)
-    member = genesis.member(config.member_id)
-    assert member is not None  # check_against_genesis guarantees it
-    if member.public_key != key.public_key:
-        raise CliError(
-            f"{config.key_file} holds key {key.public_key.hex[:16]}…, but genesis lists "
-            f"{member.public_key.hex[:16]}… for {config.member_id}"
-        )
-    token = _read_limited(config.api_token_file, "api_token_file").strip()
-    if len(token) < 16:
-        raise CliError(f"api_token_file {config.api_token_file}: token shorter than 16 bytes")
-    return config, genesis, key
 
 
 def cmd_run(args: argparse.Namespace) -> int:
