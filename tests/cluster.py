@@ -1,13 +1,13 @@
 """A local network of real ``customs-node run`` processes, for tests and the benchmark.
 
-Set-up uses ``customs-node init`` and ``customs-node genesis`` in-process (the same
-``node.cli_node.main`` the installed script calls); every node then runs as its own OS
-process in its own session, so ``kill -9`` hits exactly that node and ``close`` can kill
-a whole process group. ``Cluster`` is a context manager and ``close`` is idempotent:
-whatever happens in a test, no process is left behind.
+Set-up is ``customs-node testnet`` in-process (the same ``node.cli_node.main`` the
+installed script calls), the command operators use for a local network; every node then
+runs as its own OS process in its own session, so ``kill -9`` hits exactly that node and
+``close`` can kill a whole process group. ``Cluster`` is a context manager and ``close``
+is idempotent: whatever happens in a test, no process is left behind.
 
-Ports are drawn from the kernel (bind to port 0) and the genesis names each member's
-endpoint, so nodes find one another through genesis like a real deployment.
+``testnet`` draws the ports from the kernel (bind to port 0) and the genesis names each
+member's endpoint, so nodes find one another through genesis like a real deployment.
 """
 
 from __future__ import annotations
@@ -16,22 +16,23 @@ import contextlib
 import io
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ledger.genesis import Genesis
 from node.cli_node import main as node_main
-from node.files import load_genesis, load_key
+from node.config import Limits, Timeouts, load_config
+from node.files import load_genesis
 
 __all__ = [
     "FAST_TIMEOUTS",
@@ -176,46 +177,53 @@ class Cluster:
         voting = set(ids if validators is None else validators)
         self.nodes: dict[str, NodeProcess] = {}
         self._closed = False
-        root.mkdir(parents=True, exist_ok=True)
         # CUSTOMS_TEST_LOG_LEVEL=debug keeps every consensus step in the nodes' logs.
         level = os.environ.get("CUSTOMS_TEST_LOG_LEVEL", "info")
         overrides = {**FAST_TIMEOUTS, "level": level, **(settings or {})}
+        self.genesis = self._testnet(ids, voting, {**FAST_PARAMS, **(params or {})}, overrides)
         for member_id in ids:
-            self.nodes[member_id] = self._init(member_id, overrides)
-        self.genesis = self._genesis(voting, {**FAST_PARAMS, **(params or {})})
+            self.nodes[member_id] = self._node(member_id)
 
     # ---- set-up ---------------------------------------------------------------------
 
-    def _init(self, member_id: str, overrides: Mapping[str, int | str]) -> NodeProcess:
-        port = free_port()
-        node_dir = self.root / member_id
-        args = ["init", "--data-dir", str(node_dir), "--id", member_id]
-        _quiet_cli([*args, "--listen", f"127.0.0.1:{port}"])
-        edit_config(node_dir / "node.toml", overrides)
-        key = load_key(node_dir / "node.key")
-        token = (node_dir / "api.token").read_text().strip()
-        return NodeProcess(member_id, node_dir, port, key.public_key.hex, token)
-
-    def _genesis(self, voting: set[str], params: Mapping[str, int]) -> Genesis:
+    def _testnet(
+        self,
+        ids: Sequence[str],
+        voting: set[str],
+        params: Mapping[str, int],
+        settings: Mapping[str, int | str],
+    ) -> Genesis:
         members = [
             {
-                "id": n.member_id,
-                "name": f"{n.member_id} Customs",
-                "jurisdictions": [n.member_id[:2]],
-                "roles": ["issuer", "customs", *(["validator"] if n.member_id in voting else [])],
-                "public_key": n.public_key,
-                "endpoints": [n.url],
+                "id": member_id,
+                "name": f"{member_id} Customs",
+                "jurisdictions": [member_id[:2]],
+                "roles": ["issuer", "customs", *(["validator"] if member_id in voting else [])],
             }
-            for n in self.nodes.values()
+            for member_id in ids
         ]
-        members_file = self.root / "members.json"
-        members_file.write_text(json.dumps({"members": members, "params": dict(params)}))
-        out = self.root / "genesis.json"
-        args = ["--chain-id", self.chain_id, "--members", str(members_file), "-o", str(out)]
-        _quiet_cli(["genesis", *args])
-        for node in self.nodes.values():
-            (node.root / "genesis.json").write_bytes(out.read_bytes())
-        return load_genesis(out)
+        # The members file lives outside root: testnet wants root absent or empty.
+        with tempfile.TemporaryDirectory(prefix="cluster-members-") as tmp:
+            members_file = Path(tmp) / "members.json"
+            members_file.write_text(json.dumps(members))
+            _quiet_cli(
+                [
+                    "testnet",
+                    *("--dir", str(self.root), "--members", str(members_file)),
+                    *("--chain-id", self.chain_id),
+                    *(f"--param={key}={value}" for key, value in params.items()),
+                    *(f"--set={_dotted(key)}={value}" for key, value in settings.items()),
+                ]
+            )
+        return load_genesis(self.root / "genesis.json")
+
+    def _node(self, member_id: str) -> NodeProcess:
+        node_dir = self.root / member_id
+        member = self.genesis.member(member_id)
+        assert member is not None  # testnet wrote it into genesis
+        port = load_config(node_dir / "node.toml").listen_port
+        token = (node_dir / "api.token").read_text().strip()
+        return NodeProcess(member_id, node_dir, port, member.public_key.hex, token)
 
     # ---- processes ------------------------------------------------------------------
 
@@ -367,20 +375,22 @@ class Cluster:
         return block
 
 
-def edit_config(path: Path, settings: Mapping[str, int | str]) -> None:
-    """Set ``key = value`` lines of a node.toml written by ``customs-node init``.
+# Cluster's settings name a key alone ("propose_ms", "level"): limits and timeouts have
+# distinct names, so each belongs to one node.toml table.
+_TABLE_OF: dict[str, str] = {
+    **{f.name: "limits" for f in fields(Limits)},
+    **{f.name: "timeouts" for f in fields(Timeouts)},
+    "format": "log",
+    "level": "log",
+}
 
-    Every key named exists exactly once in the rendered file (limits and timeouts have
-    distinct names), so a misspelt setting fails here instead of being ignored.
-    """
-    text = path.read_text()
-    for key, value in settings.items():
-        rendered = json.dumps(value)
-        pattern = re.compile(rf"^#? ?{re.escape(key)} = [^#\n]*", re.MULTILINE)
-        text, count = pattern.subn(f"{key} = {rendered}   ", text)
-        if count != 1:
-            raise ClusterError(f"{path}: setting {key!r} found {count} times")
-    path.write_text(text)
+
+def _dotted(key: str) -> str:
+    if "." in key:
+        return key
+    if key not in _TABLE_OF:
+        raise ClusterError(f"setting {key!r} is not a node.toml limit, timeout or log key")
+    return f"{_TABLE_OF[key]}.{key}"
 
 
 def _quiet_cli(argv: list[str]) -> None:
