@@ -13,6 +13,7 @@ from node.config import (
     Timeouts,
     check_against_genesis,
     load_config,
+    parse_settings,
     peer_urls,
     render_default_config,
 )
@@ -171,6 +172,42 @@ def test_check_against_genesis(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             check_against_genesis(config_for(tmp_path, text), genesis)
         assert info.value.key == key
+
+
+def test_settings_render_into_a_config_that_loads_them(tmp_path: Path) -> None:
+    settings = {
+        "limits.max_frame_bytes": 1024 * 1024,
+        "timeouts.propose_ms": 400,
+        "log.format": "json",
+        "log.level": "debug",
+    }
+    tuning = parse_settings(settings)
+    config = load_config(write(tmp_path, render_default_config("CN", tuning=tuning)))
+    assert config.limits == Limits(max_frame_bytes=1024 * 1024)
+    assert config.timeouts == Timeouts(propose_ms=400)
+    assert (config.log_format, config.log_level) == ("json", "debug")
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"timeouts.propose_ms": 0}, "timeouts.propose_ms"),
+        ({"timeouts.propose_ms": "400"}, "timeouts.propose_ms"),
+        ({"limits.nope": 1}, "limits.nope"),
+        ({"log.colour": "red"}, "log.colour"),
+        ({"listen.port": 1}, "listen.port"),
+        ({"timeouts": 1}, "timeouts"),
+        ({"timeouts.propose_ms.x": 1}, "timeouts.propose_ms.x"),
+        (
+            {"timeouts.reconnect_min_ms": 900, "timeouts.reconnect_max_ms": 800},
+            "timeouts.reconnect_min_ms",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_by_name(settings: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(settings)
+    assert caught.value.key.startswith(key)
 
 
 def test_render_refuses_bad_id() -> None:
