@@ -92,6 +92,7 @@ class VerifiedBundle:
     header: Header
     header_hash: bytes
     histories: tuple[VerifiedHistory, ...]  # in the bundle's subject order
+    signers: tuple[str, ...]  # the validators whose precommits for the head verified
 
     @property
     def height(self) -> int:
@@ -266,7 +267,8 @@ def verify_bundle(
     histories = tuple(
         _verified(s, state, headers) for s, state in zip(parsed.subjects, states, strict=True)
     )
-    return VerifiedBundle(parsed.header, header_hash, histories)
+    signers = tuple(member for member, _ in parsed.commit.votes)
+    return VerifiedBundle(parsed.header, header_hash, histories, signers)
 
 
 _FAILURES = (

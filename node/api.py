@@ -46,8 +46,8 @@ class NodeService(Protocol):
     async def submit_entries(self, entries: Sequence[SignedEntry]) -> list[str]:
         """Check each entry at once and queue it; raise Rejection for the first bad one."""
 
-    async def submit_body(self, kind: str, body: Mapping[str, Any]) -> str:
-        """Sign ``{kind, body}`` as this node's member and queue it."""
+    async def submit_body(self, kind: str, body: Mapping[str, Any]) -> SignedEntry:
+        """Sign ``{kind, body}`` as this node's member, queue it, return what it signed."""
 
     def entry_status(self, entry_id: bytes) -> dict[str, Any] | None: ...
 
@@ -58,6 +58,13 @@ class NodeService(Protocol):
     def proof_bundle(self, subjects: Sequence[str]) -> bytes: ...
 
     def block(self, height: int) -> dict[str, Any] | None: ...
+
+    def signed_header(self, height: int | None) -> bytes | None:
+        """canonical msgpack ``{"commit", "header"}`` at ``height`` (None: the head)."""
+
+    def consistency(self, first: int, second: int) -> bytes:
+        """canonical msgpack ``{"first", "proof", "second"}``: an RFC 9162 consistency
+        proof between two log sizes; ApiError unless first <= second <= the log size."""
 
     def status(self) -> dict[str, Any]: ...
 
@@ -91,6 +98,9 @@ def build_app(
             web.get("/v1/shipments/{ucr}", routes.get_shipment),
             web.get("/v1/proofs", routes.get_proofs),
             web.get("/v1/blocks/{height}", routes.get_block),
+            web.get("/v1/headers/head", routes.get_head),
+            web.get("/v1/headers/{height}", routes.get_header),
+            web.get("/v1/consistency", routes.get_consistency),
             web.get("/v1/status", routes.get_status),
             web.get("/metrics", routes.get_metrics),
         ]
@@ -190,8 +200,10 @@ class _Routes:
             raise ApiError(400, "malformed", "expected an object with exactly 'kind' and 'body'")
         if not isinstance(body["kind"], str) or not isinstance(body["body"], dict):
             raise ApiError(400, "malformed", "'kind' must be a string and 'body' an object")
-        entry_id = await self.service.submit_body(body["kind"], body["body"])
-        return web.json_response({"id": entry_id}, status=202)
+        signed = await self.service.submit_body(body["kind"], body["body"])
+        # The signed entry goes back too, so a client can post these exact bytes again
+        # should this node forget it before gossiping it: one id, never two entries.
+        return web.json_response({"id": signed.id_hex, "entry": signed.to_json()}, status=202)
 
     async def get_entry(self, request: web.Request) -> web.Response:
         text = request.match_info["entry_id"]
@@ -234,13 +246,31 @@ class _Routes:
         return web.Response(body=data, content_type="application/msgpack")
 
     async def get_block(self, request: web.Request) -> web.Response:
-        text = request.match_info["height"]
-        if not text.isdigit() or len(text) > 18 or int(text) < 1:
-            raise ApiError(400, "malformed", "height must be a positive integer")
-        block = self.service.block(int(text))
+        height = _height(request.match_info["height"])
+        block = self.service.block(height)
         if block is None:
-            raise ApiError(404, "not_found", f"no block at height {text}")
+            raise ApiError(404, "not_found", f"no block at height {height}")
         return web.json_response(block)
+
+    async def get_head(self, request: web.Request) -> web.Response:
+        data = self.service.signed_header(None)
+        if data is None:
+            raise ApiError(404, "not_found", "the chain is empty")
+        return web.Response(body=data, content_type="application/msgpack")
+
+    async def get_header(self, request: web.Request) -> web.Response:
+        height = _height(request.match_info["height"])
+        data = self.service.signed_header(height)
+        if data is None:
+            raise ApiError(404, "not_found", f"no block at height {height}")
+        return web.Response(body=data, content_type="application/msgpack")
+
+    async def get_consistency(self, request: web.Request) -> web.Response:
+        first = _count(request.query.get("first", ""), "first")
+        second = _count(request.query.get("second", ""), "second")
+        return web.Response(
+            body=self.service.consistency(first, second), content_type="application/msgpack"
+        )
 
     async def get_status(self, request: web.Request) -> web.Response:
         return web.json_response(self.service.status())
@@ -250,6 +280,23 @@ class _Routes:
         response = web.Response(body=data)
         response.headers["Content-Type"] = content_type
         return response
+
+
+_MAX_DIGITS = 18
+
+
+def _count(text: str, what: str) -> int:
+    """A non-negative integer in ASCII digits (``str.isdigit`` also takes '²' and '٣')."""
+    if not 1 <= len(text) <= _MAX_DIGITS or not all("0" <= c <= "9" for c in text):
+        raise ApiError(400, "malformed", f"{what} must be a non-negative integer")
+    return int(text)
+
+
+def _height(text: str) -> int:
+    height = _count(text, "height")
+    if height < 1:
+        raise ApiError(400, "malformed", "height must be a positive integer")
+    return height
 
 
 def _bounded(text: str, what: str) -> str:

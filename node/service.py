@@ -10,6 +10,7 @@ import contracts
 from contracts import Rejection
 from ledger.block import Block, Commit, Header
 from ledger.bundle import BundleError, build_bundle
+from ledger.codec import encode
 from ledger.entry import Entry, SignedEntry, decode_wire
 from ledger.errors import EntryError
 from ledger.store import StoreView
@@ -53,14 +54,15 @@ class Service:
                 429, "mempool_full", f"mempool is full ({full.limit}): {full.reason}"
             ) from full
 
-    async def submit_body(self, kind: str, body: Mapping[str, Any]) -> str:
+    async def submit_body(self, kind: str, body: Mapping[str, Any]) -> SignedEntry:
         node = self.node
         entry = Entry(node.genesis.chain_id, kind, node.member_id, now_ms(), dict(body))
         try:
             signed = entry.sign(node.key)
         except EntryError as exc:
             raise ApiError(400, exc.code, exc.reason) from exc
-        return (await self.submit_entries([signed]))[0]
+        await self.submit_entries([signed])
+        return signed
 
     def entry_status(self, entry_id: bytes) -> dict[str, Any] | None:
         node = self.node
@@ -106,6 +108,23 @@ class Service:
             return build_bundle(self.node.store, list(subjects))
         except BundleError as exc:
             raise ApiError(400, "malformed", str(exc)) from exc
+
+    def signed_header(self, height: int | None) -> bytes | None:
+        with self.node.store.snapshot() as view:
+            header = view.head_header() if height is None else view.get_header(height)
+            if header is None:
+                return None
+            commit = view.get_commit(header.height)
+        assert commit is not None, f"header {header.height} is stored without its commit"
+        return encode({"commit": commit.to_obj(), "header": header.to_obj()})
+
+    def consistency(self, first: int, second: int) -> bytes:
+        with self.node.store.snapshot() as view:
+            size = view.log_size()
+            if not first <= second <= size:
+                raise ApiError(400, "malformed", f"need first <= second <= the log size {size}")
+            proof = view.consistency_proof(first, second)
+        return encode({"first": first, "proof": proof, "second": second})
 
     def block(self, height: int) -> dict[str, Any] | None:
         with self.node.store.snapshot() as view:

@@ -125,6 +125,22 @@ def test_entry_status_pending_then_unknown(node: NodeProcess, key: SigningKey) -
     error(node.get("/v1/proofs?subject=nope/1"), 400, "malformed")
 
 
+def test_submit_answers_with_the_entry_it_signed(node: NodeProcess, cluster: Cluster) -> None:
+    from ledger.entry import entry_from_json
+
+    body = samples.cert_issue(f"CN-API-{next(_serial):06d}", "CN")
+    reply = node.post("/v1/submit", {"kind": "cert.issue", "body": body})
+    assert reply.status == 202, reply.body
+    answer = reply.json()
+    signed = entry_from_json(answer["entry"], 1 << 20)
+    assert signed.id_hex == answer["id"] and signed.entry.body == body
+    member = cluster.genesis.member("CN")
+    assert member is not None
+    signed.verify(member.public_key)
+    # Posting those exact bytes again is the same entry, not a second one.
+    assert node.post("/v1/entries", answer["entry"]).json() == {"id": answer["id"]}
+
+
 # ---- auth and routes -------------------------------------------------------------------
 
 
@@ -411,3 +427,47 @@ async def test_a_process_without_a_member_key_cannot_become_a_peer(
     assert status is not None and not status["peers"][0]["connected"]
     log = node.log_text()
     assert "not a member" in log and "bad signature" in log and "genesis mismatch" in log
+
+
+# ---- what the officials' client verifies ----------------------------------------------
+
+
+def test_head_and_header_answers_verify_against_genesis(
+    node: NodeProcess, cluster: Cluster
+) -> None:
+    from node.client.heads import verify_signed_header
+
+    head_reply = node.get("/v1/headers/head")
+    assert head_reply.status == 200
+    assert head_reply.headers["Content-Type"].startswith("application/msgpack")
+    head = verify_signed_header(head_reply.body, cluster.genesis)
+    assert head.height >= 1 and head.signers == ("CN",)
+    first = verify_signed_header(node.get("/v1/headers/1").body, cluster.genesis, height=1)
+    assert first.height == 1
+    error(node.get("/v1/headers/999999"), 404, "not_found")
+    # '²' and '٣' pass str.isdigit(); a height is ASCII digits only.
+    for path in ("/v1/headers/%C2%B2", "/v1/headers/%D9%A3", "/v1/blocks/%C2%B2", "/v1/headers/0"):
+        error(node.get(path), 400, "malformed")
+
+
+def test_consistency_proofs_verify_between_log_sizes(
+    node: NodeProcess, cluster: Cluster, key: SigningKey
+) -> None:
+    from ledger.codec import decode
+    from ledger.merkle import EMPTY_ROOT, verify_consistency
+    from node.client.heads import verify_signed_header
+
+    head = verify_signed_header(node.get("/v1/headers/head").body, cluster.genesis)
+    size = head.log_size
+    answer = decode(node.get(f"/v1/consistency?first=0&second={size}").body)
+    assert isinstance(answer, dict) and answer["first"] == 0 and answer["second"] == size
+    verify_consistency(0, size, EMPTY_ROOT, head.log_root, answer["proof"])
+    for query in (
+        "first=2&second=1",
+        f"first=0&second={size + 1}",
+        "first=-1&second=0",
+        "first=%C2%B2&second=3",
+        "second=1",
+        "first=1",
+    ):
+        error(node.get(f"/v1/consistency?{query}"), 400, "malformed")

@@ -65,3 +65,24 @@ def test_contracts_are_pure(path: Path) -> None:
         assert not imports & IMPURE, f"{path.name} imports {imports & IMPURE}"
         assert not _calls(path) & IMPURE_CALLS, f"{path.name} calls {_calls(path) & IMPURE_CALLS}"
         assert "ledger.store" not in path.read_text(), f"{path.name} reaches for the store"
+
+
+def _full_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", _modules("node/client"), ids=lambda p: p.name)
+def test_the_officials_client_imports_nothing_of_the_daemon(path: Path) -> None:
+    """The client trusts genesis, not the node's code: it shares the ledger formats and
+    the contracts' rules, and nothing of the daemon or of the aiohttp server."""
+    imports = _full_imports(path)
+    daemon = {m for m in imports if m.split(".")[0] == "node" and not m.startswith("node.client")}
+    assert not daemon, f"{path.name} imports {daemon}"
+    assert not {m for m in imports if m.split(".")[0] in ("aiohttp", "asyncio", "plyvel")}
