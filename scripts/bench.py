@@ -24,6 +24,7 @@ REPO = SCRIPTS.parent
 SECTIONS: dict[str, tuple[str, ...]] = {
     "core": ("bench_ledger", "bench_state", "bench_contracts"),
     "network": ("bench_network",),
+    "client": ("bench_client",),
 }
 
 Target = tuple[str, float] | tuple[str, float, str]

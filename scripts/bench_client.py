@@ -1,0 +1,167 @@
+"""The officials' CLI, as an official runs it (``python scripts/bench.py client``).
+
+- ``verify_bundle_50_wall_s``: ``customs verify --bundle`` of a 50-entry history in 50
+  blocks, as a fresh process (interpreter start-up included), median of 10 runs; beside
+  it ``python_startup_wall_s``, the bare interpreter's start-up measured the same way.
+- ``verify_online_wall_s``: ``customs verify`` against a local network of 4 validator
+  processes, all four given with ``--node``, median of 10 runs.
+- ``verify_2000_s`` against ``signatures_2000_s``: verifying a 2,000-entry history in
+  process (bundle checks, replay through the rules, verdict) against the time its
+  signature verifications alone take at the Ed25519 ceiling of the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_ledger import _genesis, _key
+from bench_network import ed25519_verify_per_s
+
+from contracts import samples
+from ledger.block import Commit, Vote, commit_signatures
+from ledger.bundle import build_bundle
+from ledger.codec import decode
+from ledger.entry import Entry, SignedEntry
+from ledger.genesis import Genesis
+from ledger.store import Store
+from node.blocks import BlockMaker
+from node.client.gather import check_bundle
+from node.client.verdicts import judge_certificate
+
+CUSTOMS = Path(sys.executable).parent / "customs"
+FAR = 2_082_758_400_000
+RUNS = 10
+
+TARGETS = {
+    "verify_bundle_50_wall_s": ("<=", 0.3),
+    "verify_online_wall_s": ("<=", 0.5),
+    "verify_2000_s": ("<=", 2.0, "signatures_2000_s"),
+}
+
+
+class _Chain:
+    def __init__(self, path: Path, genesis: Genesis) -> None:
+        self.genesis = genesis
+        self.store = Store.open(path, genesis)
+        self.maker = BlockMaker(self.store, genesis)
+        self.time = genesis.genesis_time
+
+    def block(self, entries: list[SignedEntry]) -> None:
+        self.time += 1_000
+        height = self.store.height + 1
+        last = self.store.get_commit(height - 1) if height > 1 else None
+        proposed = self.maker.propose(
+            height=height,
+            time_ms=self.time,
+            proposer=self.genesis.validators.proposer(height, 0),
+            candidates=entries,
+            verified=set(),
+            last_commit=last,
+        )
+        assert not proposed.result.rejected, proposed.result.rejected[0]
+        header = proposed.block.header
+        vote = Vote("precommit", height, 0, header.hash())
+        ids = self.genesis.validators.ids
+        sigs = commit_signatures(((m, _key(m)) for m in ids), vote, self.genesis.chain_id)
+        commit = Commit.from_precommits(height, 0, header.hash(), sigs)
+        self.maker.apply(proposed.block, commit, proposed.staged, last)
+
+    def entry(self, kind: str, body: dict[str, object]) -> SignedEntry:
+        return Entry(self.genesis.chain_id, kind, "CN", self.time + 1_000, body).sign(_key("CN"))
+
+
+def _history(chain: _Chain, cert_id: str, entries: int, per_block: int) -> None:
+    chain.block([chain.entry("cert.issue", samples.cert_issue(cert_id, "CN", valid_until=FAR))])
+    amends: list[dict[str, object]] = [
+        {"cert_id": cert_id, "changes": {"holder": f"Holder {n}"}, "reason": f"amendment {n}"}
+        for n in range(entries - 1)
+    ]
+    for start in range(0, len(amends), per_block):
+        chain.block([chain.entry("cert.amend", a) for a in amends[start : start + per_block]])
+
+
+def _wall(argv: list[str], env: dict[str, str], expect: int = 0) -> float:
+    timings = []
+    for _ in range(RUNS):
+        began = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True)
+        timings.append(time.perf_counter() - began)
+        assert done.returncode == expect, done.stderr.decode()
+    return statistics.median(timings)
+
+
+def _signatures(data: bytes) -> int:
+    """Entry signatures plus commit votes that verifying ``data`` checks."""
+    bundle = decode(data, max_bytes=64 * 1024 * 1024)
+    assert isinstance(bundle, dict)
+    entries = {e["wire"] for s in bundle["subjects"] for e in s["entries"]}
+    votes = len(bundle["commit"]["votes"]) + sum(len(c["votes"]) for _, c in bundle["blocks"])
+    return len(entries) + votes
+
+
+def measure_offline(results: dict[str, float], tmp: Path) -> None:
+    genesis = _genesis()
+    genesis_file = tmp / "genesis.json"
+    genesis_file.write_bytes(genesis.to_json_bytes())
+    chain = _Chain(tmp / "db", genesis)
+    _history(chain, "CO-CN-BENCH-50", 50, 1)
+    _history(chain, "CO-CN-BENCH-2000", 2_000, 100)
+    small = build_bundle(chain.store, ["cert/CO-CN-BENCH-50"])
+    big = build_bundle(chain.store, ["cert/CO-CN-BENCH-2000"])
+    chain.store.close()
+    (tmp / "50.clb").write_bytes(small)
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state"), "XDG_CONFIG_HOME": str(tmp)}
+    argv = [str(CUSTOMS), "verify", "CO-CN-BENCH-50", "--genesis", str(genesis_file)]
+    results["python_startup_wall_s"] = _wall([sys.executable, "-c", "pass"], env)
+    results["verify_bundle_50_wall_s"] = _wall([*argv, "--bundle", str(tmp / "50.clb")], env)
+    results["bundle_50_bytes"] = len(small)
+
+    ceiling = ed25519_verify_per_s()
+    results["ed25519_verify_per_s"] = ceiling
+    timings = []
+    for _ in range(5):
+        began = time.perf_counter()
+        verified = check_bundle(big, genesis, "bench")
+        verdict = judge_certificate(genesis, verified.histories[0], at=verified.time)
+        timings.append(time.perf_counter() - began)
+        assert verdict.in_force and len(verified.histories[0].entries) == 2_000
+    results["verify_2000_s"] = statistics.median(timings)
+    results["signatures_2000_s"] = _signatures(big) / ceiling
+
+
+def measure_online(results: dict[str, float], tmp: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.cluster import Cluster
+
+    ids = ["CN", "NL", "DE", "SG"]
+    with Cluster(tmp / "net", ids, params={"block_interval_ms": 500}) as cluster:
+        cluster.start(*ids)
+        cluster.wait_height(2, ids)
+        node = cluster["CN"]
+        body = samples.cert_issue("CO-CN-BENCH-NET", "CN", valid_until=FAR)
+        reply = node.post("/v1/submit", {"kind": "cert.issue", "body": body})
+        assert reply.status == 202, reply.body
+        cluster.wait_committed([json.loads(reply.body)["id"]], ids)
+        env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state"), "XDG_CONFIG_HOME": str(tmp)}
+        argv = [
+            str(CUSTOMS),
+            "verify",
+            "CO-CN-BENCH-NET",
+            "--genesis",
+            str(cluster.root / "genesis.json"),
+        ]
+        argv += [x for m in ids for x in ("--node", cluster[m].url)]
+        results["verify_online_wall_s"] = _wall(argv, env)
+
+
+def measure(results: dict[str, float]) -> None:
+    with tempfile.TemporaryDirectory(prefix="customs-bench-client-") as tmp:
+        measure_offline(results, Path(tmp))
+        measure_online(results, Path(tmp))
