@@ -3,7 +3,7 @@
 Every entry a node takes crosses these modules: decoding, the stateless rules, pooling,
 executing and staging blocks, the store, the peer wire format and the consensus core.
 They are plain, fully typed Python; ``setup.py`` compiles them to C extensions with
-mypyc, which takes about a seventh off a node's CPU per entry (README, "Performance").
+mypyc, which takes about a seventh off a node's CPU per entry (docs/performance.md).
 Where no C compiler is available, or ``CUSTOMS_LEDGER_PURE=1`` is set (``PURE_ENV``),
 the same sources run interpreted.
 

@@ -2,7 +2,7 @@
 
 The figures themselves are not judged here (speed is for the benchmark to report, not for
 tests to assert): only that a small run commits everything, reports every figure, and
-that the reported ratio is the formula the README states, computed from the same run.
+that the reported ratio is the formula docs/performance.md states, computed from the same run.
 """
 
 from __future__ import annotations

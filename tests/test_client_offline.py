@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -467,3 +469,21 @@ def test_json_output_follows_the_documented_schema(
     ]
     for document in documents:
         jsonschema.validate(document, schema)
+
+
+def test_the_offline_path_loads_no_network_code(world: dict[str, Any], tmp_path: Path) -> None:
+    """``--bundle`` touches no network: not even the client's HTTP module is imported."""
+    script = (
+        "import sys\n"
+        "from node.client.cli import main\n"
+        f"code = main(['verify', 'CO-CN-2026-000123', '--genesis', {str(world['genesis'])!r},"
+        f" '--bundle', {str(world['bundles']['issued'])!r}, '--state-dir', {str(tmp_path)!r},"
+        " '--quiet'])\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'http', 'asyncio')"
+        " or m in ('node.client.transport', 'node.client.gather', 'urllib.request')]\n"
+        "print(loaded)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

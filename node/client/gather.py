@@ -1,11 +1,7 @@
-"""Ask every configured node, check every answer, and agree on one head.
-
-Each node's answer is verified against genesis on its own; then the verified heads are
-reconciled with each other and with the remembered checkpoint (``heads.check_extends``):
-the highest head answers, lower ones are reported as lagging once their log is proven a
-prefix of it, and a conflict anywhere is fork or rollback evidence (exit 3). A node that
-cannot be reached is a warning while another one answers (exit 4 when none does).
-"""
+"""Ask every configured node at once and verify each answer against genesis on its own
+(``agree.reconcile`` then settles on one head). A node that cannot be reached is a
+warning while another one answers (exit 4 when none does); a node whose answer does not
+verify fails the call (exit 3)."""
 
 from __future__ import annotations
 
@@ -14,36 +10,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from contracts import subjects_of
-from ledger.bundle import BundleError, VerifiedBundle, verify_bundle
+from ledger.bundle import VerifiedBundle
 from ledger.genesis import Genesis
-from node.client.checkpoints import CheckpointStore
+from node.client.agree import Prover, check_bundle
 from node.client.errors import NoAnswer, VerificationFailed
-from node.client.heads import Head, check_extends, decode_consistency
+from node.client.heads import Head, decode_consistency
 from node.client.transport import NodeClient, NodeRefusal, NodeUnavailable
 
 __all__ = [
     "BundleAnswer",
-    "Proven",
     "ask_all",
-    "check_bundle",
     "fetch_bundles",
     "prover",
-    "reconcile",
 ]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Proven:
-    """Where the answer stands against what came before it."""
-
-    head: Head
-    node: str  # the node whose answer is used, or the bundle file's name
-    lagging: tuple[tuple[str, Head], ...] = ()
-    checkpoint: Head | None = None  # the remembered head it was checked against
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +52,6 @@ def ask_all(nodes: Sequence[NodeClient], ask: Callable[[NodeClient], T]) -> list
 
     with ThreadPoolExecutor(max_workers=min(len(nodes), 16)) as pool:
         return list(pool.map(one, nodes))
-
-
-def check_bundle(data: bytes, genesis: Genesis, source: str) -> VerifiedBundle:
-    try:
-        return verify_bundle(data, genesis, subjects_of)
-    except BundleError as exc:
-        raise VerificationFailed(exc.check, f"{source}: {exc.reason}") from exc
 
 
 def fetch_bundles(
@@ -111,9 +85,6 @@ def _unreachable(url: str, exc: Exception) -> str:
     return f"{url} unreachable: {exc.reason if isinstance(exc, NodeUnavailable) else exc}"
 
 
-Prover = Callable[[str, int, int], Sequence[bytes]]
-
-
 def prover(nodes: Sequence[NodeClient]) -> Prover:
     """Fetch a consistency proof from the node at ``url`` (one of ``nodes``)."""
     by_url = {node.url: node for node in nodes}
@@ -130,67 +101,3 @@ def prover(nodes: Sequence[NodeClient]) -> Prover:
         return decode_consistency(data, first, second)
 
     return prove
-
-
-def reconcile(
-    heads: Sequence[tuple[str, Head]],
-    *,
-    checkpoints: CheckpointStore | None,
-    prove: Prover | None,
-    now: int,
-    max_age_ms: int | None,
-    warnings: Sequence[str] = (),
-) -> Proven:
-    """One head out of the verified ``heads`` (node, head), checked against each other,
-    the checkpoint and ``max_age_ms``; the checkpoint advances to it when proven.
-
-    ``prove`` is None offline: a head newer than the checkpoint then advances it with a
-    warning that its log extension could not be proven without a node."""
-    ordered = sorted(heads, key=lambda item: item[1].height, reverse=True)
-    best_node, best = ordered[0]
-    notes = list(warnings)
-    lagging = []
-    for node, head in ordered[1:]:
-        _check_against(head, best, best_node, prove)
-        if head.height < best.height:
-            lagging.append((node, head))
-    remembered = checkpoints.load() if checkpoints is not None else None
-    if remembered is not None:
-        if remembered.height < best.height and prove is None:
-            # Under the BFT assumption (at most f faulty validators) a quorum-signed header
-            # is on the one chain, so a newer one may advance the checkpoint; the log
-            # proof that also guards against more than f is taken on the next online call.
-            notes.append(
-                f"offline: {best.describe()} is newer than the remembered "
-                f"{remembered.describe()}; that its log extends the remembered one is not "
-                "proven offline (sound while at most f validators are faulty)"
-            )
-        else:
-            _check_against(remembered, best, best_node, prove)
-    if max_age_ms is not None and now - best.time > max_age_ms:
-        raise VerificationFailed(
-            "max_age",
-            f"the newest verified head, {best.describe()}, is {_age(now - best.time)} old; "
-            f"--max-age allows {_age(max_age_ms)}",
-        )
-    if checkpoints is not None and (remembered is None or best.height > remembered.height):
-        checkpoints.save(best, best_node)
-    return Proven(best, best_node, tuple(lagging), remembered, tuple(notes))
-
-
-def _check_against(older: Head, best: Head, best_node: str, prove: Prover | None) -> None:
-    proof = None
-    if older.height < best.height and prove is not None:
-        proof = prove(best_node, older.log_size, best.log_size)
-    check_extends(older, best, proof)
-
-
-def _age(ms: int) -> str:
-    seconds = ms // 1000
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"

@@ -12,9 +12,9 @@ from pathlib import Path
 from contracts.schema import CERT_ID
 from ledger.bundle import MAX_BUNDLE_BYTES, VerifiedBundle, VerifiedHistory
 from ledger.genesis import Genesis
+from node.client.agree import Proven, check_bundle, reconcile
 from node.client.checkpoints import CheckpointStore
 from node.client.errors import UsageError, VerificationFailed
-from node.client.gather import Proven, check_bundle, reconcile
 from node.client.heads import Head
 from node.client.verdicts import CertificateVerdict, ShipmentView, judge_certificate, shipment_view
 

@@ -4,7 +4,7 @@ docs/cli.md. The verdict always comes first, in one line; the proof comes last."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,11 +12,13 @@ from rich.table import Table
 
 from ledger.bundle import VerifiedHistory
 from ledger.genesis import Genesis
-from node.client.gather import Proven
+from node.client.agree import Proven
 from node.client.heads import Head, format_time
 from node.client.reading import Obtained
-from node.client.status import StatusReport
 from node.client.verdicts import CertificateVerdict, ShipmentView, TimelineItem
+
+if TYPE_CHECKING:  # the offline path loads no network code
+    from node.client.status import StatusReport
 
 __all__ = [
     "history_json",

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.genesis import Genesis
+from node.client.agree import Proven, reconcile
 from node.client.checkpoints import CheckpointStore
 from node.client.errors import NoAnswer, VerificationFailed
-from node.client.gather import Proven, ask_all, prover, reconcile
+from node.client.gather import ask_all, prover
 from node.client.heads import Head, format_time, verify_signed_header
 from node.client.transport import NodeClient, NodeRefusal, NodeUnavailable
 
