@@ -351,6 +351,59 @@ def test_one_node_down_is_a_warning_all_down_is_exit_4(
         cluster.start("SG")
 
 
+def test_two_nodes_with_conflicting_heads_are_fork_evidence(tmp_path: Path) -> None:
+    """Two stand-in nodes serve quorum-signed heads of one height that differ: both are
+    printed and the call fails, whatever the checkpoint says."""
+    from tests.local_chain import LocalChain, customs_genesis
+
+    genesis = customs_genesis()
+    genesis_file = tmp_path / "genesis.json"
+    genesis_file.write_bytes(genesis.to_json_bytes())
+    servers = []
+    try:
+        for holder in ("Holder A", "Holder B"):
+            chain = LocalChain(tmp_path / holder, genesis)
+            body = samples.cert_issue("CO-CN-FORK-2", "CN", valid_until=FAR)
+            body["holder"] = holder
+            chain.write("CN", "cert.issue", body)
+            handler = type("Handler", (_Replayer,), {})
+            saved = chain.bundle(["cert/CO-CN-FORK-2"], tmp_path / f"{holder}.clb")
+            handler.proofs = saved.read_bytes()
+            chain.close()
+            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers.append(server)
+        urls = [f"http://127.0.0.1:{s.server_address[1]}" for s in servers]
+        official = Official(tmp_path, genesis_file, urls)
+        code, document = official.json("verify", "CO-CN-FORK-2")
+        assert code == 3 and document["error"]["check"] == "fork"
+        code, _, err = official.run("verify", "CO-CN-FORK-2")
+        assert code == 3 and "two quorum-signed headers at height 1" in err
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_json_of_status_proof_and_submit_follows_the_schema(
+    official: Official, cluster: Cluster, tmp_path: Path
+) -> None:
+    import jsonschema
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    schema = json.loads(text.split("<!-- schema -->")[1].split("```json")[1].split("```")[0])
+    cert = samples.cert_issue(cert_id(), "CN", valid_until=FAR)
+    _, submitted = official.submit("CN", cluster, "cert.issue", cert)
+    documents = [
+        submitted,
+        official.json("status")[1],
+        official.json("proof", cert["cert_id"], "-o", tmp_path / "p.clb")[1],
+        official.json("history", f"cert/{cert['cert_id']}")[1],
+    ]
+    for document in documents:
+        jsonschema.validate(document, schema)
+
+
 def test_offline_with_every_node_stopped(
     official: Official, cluster: Cluster, tmp_path: Path
 ) -> None:
