@@ -487,3 +487,29 @@ def test_the_offline_path_loads_no_network_code(world: dict[str, Any], tmp_path:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_node_that_never_answers_times_out_as_no_answer(
+    capsys: pytest.CaptureFixture[str], world: dict[str, Any], tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        code, document = run_json(
+            capsys,
+            "verify",
+            "CO-CN-2026-000123",
+            "--genesis",
+            world["genesis"],
+            "--node",
+            url,
+            "--timeout",
+            "0.5",
+            "--state-dir",
+            tmp_path,
+        )
+    assert code == 4 and "timed out" in document["error"]["message"]
+    assert "verdict" not in document
