@@ -22,21 +22,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_ledger import _genesis, _key
+from bench_ledger import _genesis
 from bench_network import ed25519_verify_per_s
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from contracts import samples
-from ledger.block import Commit, Vote, commit_signatures
+from ledger.block import Commit
 from ledger.bundle import build_bundle
 from ledger.codec import decode
-from ledger.entry import Entry, SignedEntry, decode_wire
+from ledger.entry import decode_wire
 from ledger.genesis import Genesis
 from ledger.keys import Domain, VerifyKey, signing_message
-from ledger.store import Store
-from node.blocks import BlockMaker
 from node.client.agree import check_bundle
 from node.client.verdicts import judge_certificate
+from tests.local_chain import LocalChain
 
 CUSTOMS = Path(sys.executable).parent / "customs"
 FAR = 2_082_758_400_000
@@ -49,45 +48,17 @@ TARGETS = {
 }
 
 
-class _Chain:
-    def __init__(self, path: Path, genesis: Genesis) -> None:
-        self.genesis = genesis
-        self.store = Store.open(path, genesis)
-        self.maker = BlockMaker(self.store, genesis)
-        self.time = genesis.genesis_time
-
-    def block(self, entries: list[SignedEntry]) -> None:
-        self.time += 1_000
-        height = self.store.height + 1
-        last = self.store.get_commit(height - 1) if height > 1 else None
-        proposed = self.maker.propose(
-            height=height,
-            time_ms=self.time,
-            proposer=self.genesis.validators.proposer(height, 0),
-            candidates=entries,
-            verified=set(),
-            last_commit=last,
-        )
-        assert not proposed.result.rejected, proposed.result.rejected[0]
-        header = proposed.block.header
-        vote = Vote("precommit", height, 0, header.hash())
-        ids = self.genesis.validators.ids
-        sigs = commit_signatures(((m, _key(m)) for m in ids), vote, self.genesis.chain_id)
-        commit = Commit.from_precommits(height, 0, header.hash(), sigs)
-        self.maker.apply(proposed.block, commit, proposed.staged, last)
-
-    def entry(self, kind: str, body: dict[str, object]) -> SignedEntry:
-        return Entry(self.genesis.chain_id, kind, "CN", self.time + 1_000, body).sign(_key("CN"))
-
-
-def _history(chain: _Chain, cert_id: str, entries: int, per_block: int) -> None:
-    chain.block([chain.entry("cert.issue", samples.cert_issue(cert_id, "CN", valid_until=FAR))])
-    amends: list[dict[str, object]] = [
+def _history(chain: LocalChain, cert_id: str, entries: int, per_block: int) -> None:
+    """A certificate issued, then amended ``entries - 1`` times, ``per_block`` a block."""
+    issue = samples.cert_issue(cert_id, "CN", valid_until=FAR)
+    chain.block(chain.sign("CN", "cert.issue", issue), step_ms=1_000)
+    amends = [
         {"cert_id": cert_id, "changes": {"holder": f"Holder {n}"}, "reason": f"amendment {n}"}
         for n in range(entries - 1)
     ]
     for start in range(0, len(amends), per_block):
-        chain.block([chain.entry("cert.amend", a) for a in amends[start : start + per_block]])
+        batch = amends[start : start + per_block]
+        chain.block(*(chain.sign("CN", "cert.amend", a) for a in batch), step_ms=1_000)
 
 
 def _wall(argv: list[str], env: dict[str, str], expect: int = 0) -> float:
@@ -133,12 +104,12 @@ def measure_offline(results: dict[str, float], tmp: Path) -> None:
     genesis = _genesis()
     genesis_file = tmp / "genesis.json"
     genesis_file.write_bytes(genesis.to_json_bytes())
-    chain = _Chain(tmp / "db", genesis)
+    chain = LocalChain(tmp / "db", genesis)
     _history(chain, "CO-CN-BENCH-50", 50, 1)
     _history(chain, "CO-CN-BENCH-2000", 2_000, 100)
     small = build_bundle(chain.store, ["cert/CO-CN-BENCH-50"])
     big = build_bundle(chain.store, ["cert/CO-CN-BENCH-2000"])
-    chain.store.close()
+    chain.close()
     (tmp / "50.clb").write_bytes(small)
     env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state"), "XDG_CONFIG_HOME": str(tmp)}
     argv = [str(CUSTOMS), "verify", "CO-CN-BENCH-50", "--genesis", str(genesis_file)]

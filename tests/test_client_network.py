@@ -85,6 +85,33 @@ class Official:
         )
         return code, document
 
+    def submit_signed(
+        self,
+        member: str,
+        cluster: Cluster,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        nodes: list[str],
+        wait: bool = True,
+    ) -> tuple[int, Any]:
+        """Sign here with the member's key and post through ``nodes`` (its token)."""
+        node = cluster[member]
+        body_file = self.home / f"body-{next(_serial)}.json"
+        body_file.write_text(json.dumps(body))
+        return self.json(
+            "submit",
+            kind,
+            "--body",
+            body_file,
+            "--key",
+            node.root / "node.key",
+            "--token-file",
+            node.root / "api.token",
+            *(["--wait"] if wait else []),
+            nodes=nodes,
+        )
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
@@ -186,35 +213,13 @@ def test_the_rules_refuse_with_their_code(official: Official, cluster: Cluster) 
 
 def test_signing_locally_with_a_member_key(official: Official, cluster: Cluster) -> None:
     cert = samples.cert_issue(cert_id(), "CN", valid_until=FAR)
-    body = official.home / "cert.json"
-    body.write_text(json.dumps(cert))
     node = cluster["CN"]
-    code, document = official.json(
-        "submit",
-        "cert.issue",
-        "--body",
-        body,
-        "--key",
-        node.root / "node.key",
-        "--token-file",
-        node.root / "api.token",
-        "--wait",
-        nodes=[node.url],
-    )
+    code, document = official.submit_signed("CN", cluster, "cert.issue", cert, nodes=[node.url])
     assert (code, document["status"]) == (0, "committed")
     # A mistake is found here, before anything is sent: an invalid HS code.
     cert = {**cert, "cert_id": cert_id(), "hs_codes": ["999999"]}
-    body.write_text(json.dumps(cert))
-    code, document = official.json(
-        "submit",
-        "cert.issue",
-        "--body",
-        body,
-        "--key",
-        node.root / "node.key",
-        "--token-file",
-        node.root / "api.token",
-        nodes=[node.url],
+    code, document = official.submit_signed(
+        "CN", cluster, "cert.issue", cert, nodes=[node.url], wait=False
     )
     assert code == 1 and document["error"]["check"] == "invalid_identifier"
 
@@ -312,25 +317,31 @@ def test_a_node_serving_a_stale_copy_is_caught(
     assert [lag["node"] for lag in document["proof"]["lagging"]] == [url]
 
 
+def test_a_bundle_that_does_not_verify_is_never_saved(
+    official: Official, cluster: Cluster, stand_in: tuple[str, type[_Replayer]], tmp_path: Path
+) -> None:
+    cert = issue(official, cluster)
+    good = tmp_path / "good.clb"
+    assert official.run("proof", cert, "-o", good)[0] == 0
+    forged = bytearray(good.read_bytes())
+    forged[len(forged) // 2] ^= 0x01
+    url, handler = stand_in
+    handler.proofs = bytes(forged)
+    target = tmp_path / "forged.clb"
+    code, document = official.json("proof", cert, "-o", target, nodes=[url])
+    assert code == 3 and document["error"]["check"]
+    assert not target.exists()
+
+
 def test_submit_posts_the_same_entry_again_when_a_node_forgets_it(
     official: Official, cluster: Cluster, stand_in: tuple[str, type[_Replayer]]
 ) -> None:
     url, handler = stand_in
     handler.forget = True
     node = cluster["CN"]
-    body = official.home / "cert.json"
-    body.write_text(json.dumps(samples.cert_issue(cert_id(), "CN", valid_until=FAR)))
-    code, document = official.json(
-        "submit",
-        "cert.issue",
-        "--body",
-        body,
-        "--key",
-        node.root / "node.key",
-        "--token-file",
-        node.root / "api.token",
-        "--wait",
-        nodes=[url, node.url],
+    cert = samples.cert_issue(cert_id(), "CN", valid_until=FAR)
+    code, document = official.submit_signed(
+        "CN", cluster, "cert.issue", cert, nodes=[url, node.url]
     )
     assert (code, document["status"], document["reposts"]) == (0, "committed", 1)
     assert document["node"] == node.url

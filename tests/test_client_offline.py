@@ -103,24 +103,17 @@ def world(tmp_path_factory: pytest.TempPathFactory, genesis: Genesis) -> Iterato
 def verify(
     capsys: pytest.CaptureFixture[str],
     world: dict[str, Any],
-    bundle: str,
+    bundle: str | Path,
     cert_id: str,
     *extra: str | Path,
     state: Path | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    state = state or world["root"] / f"state-{bundle}-{cert_id}-{len(extra)}"
-    return run_json(
-        capsys,
-        "verify",
-        cert_id,
-        "--genesis",
-        world["genesis"],
-        "--bundle",
-        world["bundles"][bundle],
-        "--state-dir",
-        state,
-        *extra,
-    )
+    """``customs verify --json`` from one of the world's bundles (by name) or a file, with
+    a checkpoint directory of its own unless ``state`` is shared on purpose."""
+    path = world["bundles"][bundle] if isinstance(bundle, str) else bundle
+    state = state or world["root"] / f"state-{path.stem}-{cert_id}-{len(extra)}"
+    argv = ["verify", cert_id, "--genesis", world["genesis"], "--bundle", path]
+    return run_json(capsys, *argv, "--state-dir", state, *extra)
 
 
 # -- verdicts ------------------------------------------------------------------------------
@@ -275,17 +268,7 @@ def test_every_single_byte_change_fails_or_changes_nothing(
         data = bytearray(original)
         data[position] ^= 0x01
         mutated.write_bytes(bytes(data))
-        code, document = run_json(
-            capsys,
-            "verify",
-            "CO-CN-2026-000123",
-            "--genesis",
-            world["genesis"],
-            "--bundle",
-            mutated,
-            "--state-dir",
-            tmp_path / "state",
-        )
+        code, document = verify(capsys, world, mutated, "CO-CN-2026-000123", state=tmp_path)
         outcomes[code] = outcomes.get(code, 0) + 1
         if code == 0:
             # Still verifies: then it must say exactly the same (e.g. a vote's round).
@@ -303,17 +286,7 @@ def test_truncated_and_empty_files_name_the_failed_check(
     for cut in (0, 1, len(original) // 2, len(original) - 1):
         path = tmp_path / f"cut-{cut}.clb"
         path.write_bytes(original[:cut])
-        code, document = run_json(
-            capsys,
-            "verify",
-            "CO-CN-2026-000123",
-            "--genesis",
-            world["genesis"],
-            "--bundle",
-            path,
-            "--state-dir",
-            tmp_path,
-        )
+        code, document = verify(capsys, world, path, "CO-CN-2026-000123", state=tmp_path)
         assert code == 3 and document["error"]["check"] == "decode"
     code, _, err = run(
         capsys,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ledger.genesis import Genesis
 from node.client.errors import UsageError
+from node.client.files import read_limited
 from node.client.heads import Head
 
 __all__ = ["CheckpointStore", "default_state_dir"]
@@ -34,13 +35,9 @@ class CheckpointStore:
         self.path = state_dir / "checkpoints" / f"{genesis.hash_hex}.json"
 
     def load(self) -> Head | None:
-        try:
-            with self.path.open("rb") as handle:
-                data = handle.read(_MAX_FILE_BYTES + 1)
-        except FileNotFoundError:
+        data = read_limited(self.path, _MAX_FILE_BYTES, "checkpoint", missing_ok=True)
+        if data is None:
             return None
-        except OSError as exc:
-            raise UsageError(f"{self.path}: cannot read the checkpoint: {exc.strerror}") from exc
         try:
             obj = json.loads(data)
             if obj["genesis_hash"] != self.genesis.hash_hex:

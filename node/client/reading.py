@@ -15,6 +15,7 @@ from ledger.genesis import Genesis
 from node.client.agree import Proven, check_bundle, reconcile
 from node.client.checkpoints import CheckpointStore
 from node.client.errors import UsageError, VerificationFailed
+from node.client.files import read_file
 from node.client.heads import Head
 from node.client.verdicts import CertificateVerdict, ShipmentView, judge_certificate, shipment_view
 
@@ -210,22 +211,11 @@ def _history(bundle: VerifiedBundle, subject: str, path: Path | None) -> Verifie
 
 
 def read_bundle_file(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_BUNDLE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the bundle: {exc.strerror}") from exc
+    return read_file(path, MAX_BUNDLE_BYTES, "bundle", judge_size=True)
 
 
 def read_document(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_DOCUMENT_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the document: {exc.strerror}") from exc
-    if len(data) > _MAX_DOCUMENT_BYTES:
-        raise UsageError(f"{path}: larger than {_MAX_DOCUMENT_BYTES} bytes")
-    return data
+    return read_file(path, _MAX_DOCUMENT_BYTES, "document")
 
 
 def save_atomically(path: Path, data: bytes) -> None:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import GenesisError
-from ledger.genesis import Genesis
+from ledger.genesis import MAX_GENESIS_BYTES, Genesis
 from node.client.errors import UsageError
+from node.client.files import read_file, read_limited
 
 __all__ = ["DEFAULT_TIMEOUT", "Settings", "config_path", "load_settings"]
 
@@ -46,11 +47,7 @@ class Settings:
 
 
 def read_genesis(path: Path) -> Genesis:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_CONFIG_BYTES * 16 + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the genesis file: {exc.strerror}") from exc
+    data = read_file(path, MAX_GENESIS_BYTES, "genesis file")
     try:
         return Genesis.from_json_bytes(data)
     except GenesisError as exc:
@@ -59,15 +56,9 @@ def read_genesis(path: Path) -> Genesis:
 
 def _config() -> dict[str, Any]:
     path = config_path()
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
+    data = read_limited(path, _MAX_CONFIG_BYTES, "config file", missing_ok=True)
+    if data is None:
         return {}
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
-    if len(data) > _MAX_CONFIG_BYTES:
-        raise UsageError(f"{path}: larger than {_MAX_CONFIG_BYTES} bytes")
     try:
         config = tomllib.loads(data.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

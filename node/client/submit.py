@@ -23,12 +23,14 @@ from ledger.errors import EntryError, KeyFileError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from node.client.errors import NoAnswer, Refused, UsageError
+from node.client.files import read_file
 from node.client.transport import NodeClient, NodeRefusal, NodeUnavailable
 
 __all__ = ["Outcome", "build_body", "read_token", "sign_locally", "submit"]
 
 _MAX_BODY_BYTES = 1024 * 1024
 _MAX_TOKEN_BYTES = 4096
+_MAX_KEY_BYTES = 64 * 1024
 _POLL_S = 0.2
 # Consecutive polls in which no node knows the entry before it is posted again.
 _FORGOTTEN_POLLS = 3
@@ -95,16 +97,12 @@ def _no_float(text: str) -> Any:
 def _read_json_object(name: str) -> dict[str, Any]:
     import sys
 
-    try:
-        if name == "-":
-            data = sys.stdin.buffer.read(_MAX_BODY_BYTES + 1)
-        else:
-            with Path(name).open("rb") as handle:
-                data = handle.read(_MAX_BODY_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{name}: cannot read the body: {exc.strerror}") from exc
-    if len(data) > _MAX_BODY_BYTES:
-        raise UsageError(f"{name}: larger than {_MAX_BODY_BYTES} bytes")
+    if name == "-":
+        data = sys.stdin.buffer.read(_MAX_BODY_BYTES + 1)
+        if len(data) > _MAX_BODY_BYTES:
+            raise UsageError(f"standard input: the body is larger than {_MAX_BODY_BYTES} bytes")
+    else:
+        data = read_file(Path(name), _MAX_BODY_BYTES, "body")
     try:
         body = json.loads(data, parse_constant=_no_constant, parse_float=_no_float)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -115,13 +113,9 @@ def _read_json_object(name: str) -> dict[str, Any]:
 
 
 def read_token(path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_TOKEN_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the API token: {exc.strerror}") from exc
+    data = read_file(path, _MAX_TOKEN_BYTES, "API token")
     token = data.strip()
-    if not token or len(data) > _MAX_TOKEN_BYTES or not token.isascii() or b" " in token:
+    if not token or not token.isascii() or b" " in token:
         # The token's bytes are never shown: only that the file does not hold one.
         raise UsageError(f"{path}: does not hold an API token")
     return token.decode()
@@ -132,11 +126,9 @@ def sign_locally(
 ) -> SignedEntry:
     """Sign as the member whose genesis key matches the key file, and check the entry's
     stateless rules here, so a mistake is reported before anything is sent."""
+    data = read_file(key_path, _MAX_KEY_BYTES, "key")
     try:
-        with key_path.open("rb") as handle:
-            key = SigningKey.from_pem(handle.read(64 * 1024))
-    except OSError as exc:
-        raise UsageError(f"{key_path}: cannot read the key: {exc.strerror}") from exc
+        key = SigningKey.from_pem(data)
     except KeyFileError as exc:
         raise UsageError(f"{key_path}: {exc}") from exc
     public = key.public_key
