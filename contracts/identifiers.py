@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 
 import pycountry
-from stdnum import iso6346
 
 from contracts.errors import Rejection
 
@@ -76,7 +76,21 @@ def is_container(code: object) -> bool:
     # python-stdnum's check digit on the first ten characters: its ``is_valid`` would
     # first clean and re-validate a form our stricter regex has already fixed (~10 us
     # against ~5 us a container).
-    return bool(iso6346.calc_check_digit(code[:10]) == code[10])
+    return bool(_iso6346().calc_check_digit(code[:10]) == code[10])
+
+
+_STDNUM: list[Any] = []
+
+
+def _iso6346() -> Any:
+    """python-stdnum's ISO 6346 module, imported on first use: importing it costs about
+    50 ms (it loads pydoc and ssl), which a certificate verification by ``customs``,
+    with no container in sight, should not pay."""
+    if not _STDNUM:
+        from stdnum import iso6346
+
+        _STDNUM.append(iso6346)
+    return _STDNUM[0]
 
 
 def is_ucr(code: object) -> bool:

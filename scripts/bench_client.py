@@ -2,7 +2,9 @@
 
 - ``verify_bundle_50_wall_s``: ``customs verify --bundle`` of a 50-entry history in 50
   blocks, as a fresh process (interpreter start-up included), median of 10 runs; beside
-  it ``python_startup_wall_s``, the bare interpreter's start-up measured the same way.
+  it ``python_startup_wall_s``, the bare interpreter's start-up, and
+  ``library_imports_wall_s``, a process that only imports the libraries it uses
+  (cryptography, msgpack, pycountry, rich), measured the same way.
 - ``verify_online_wall_s``: ``customs verify`` against a local network of 4 validator
   processes, all four given with ``--node``, median of 10 runs.
 - ``verify_2000_s`` against ``signatures_2000_s``: verifying a 2,000-entry history in
@@ -40,6 +42,11 @@ from tests.local_chain import LocalChain
 CUSTOMS = Path(sys.executable).parent / "customs"
 FAR = 2_082_758_400_000
 RUNS = 10
+# What the offline path imports of other projects: the floor of its start-up.
+LIBRARIES = (
+    "import cryptography.hazmat.primitives.asymmetric.ed25519, msgpack, pycountry, "
+    "rich.console, rich.table"
+)
 
 TARGETS = {
     "verify_bundle_50_wall_s": ("<=", 0.3),
@@ -114,6 +121,7 @@ def measure_offline(results: dict[str, float], tmp: Path) -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state"), "XDG_CONFIG_HOME": str(tmp)}
     argv = [str(CUSTOMS), "verify", "CO-CN-BENCH-50", "--genesis", str(genesis_file)]
     results["python_startup_wall_s"] = _wall([sys.executable, "-c", "pass"], env)
+    results["library_imports_wall_s"] = _wall([sys.executable, "-c", LIBRARIES], env)
     results["verify_bundle_50_wall_s"] = _wall([*argv, "--bundle", str(tmp / "50.clb")], env)
     results["bundle_50_bytes"] = len(small)
 

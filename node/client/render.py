@@ -148,11 +148,34 @@ def render_verdict(
         _certificate_fields(console, genesis, verdict)
     if verdict.timeline:
         console.print()
-        console.print(
-            _timeline_table(f"History of cert/{verdict.cert_id} (verified)", verdict.timeline)
-        )
+        _recent_events(console, verdict)
     console.print()
     render_proof(console, genesis, obtained)
+
+
+# The verdict shows the latest events; `customs history` (and --json) has them all.
+_RECENT = 10
+
+
+def _recent_events(console: Console, verdict: CertificateVerdict) -> None:
+    items = verdict.timeline
+    shown = items[-_RECENT:]
+    title = f"[bold]History of cert/{escape(verdict.cert_id)}[/] (verified)"
+    if len(items) > len(shown):
+        title += (
+            f": the latest {len(shown)} of {len(items)} entries "
+            f"(customs history cert/{escape(verdict.cert_id)} lists all)"
+        )
+    console.print(title)
+    width = max(len(item.author_name) + len(item.author) for item in shown) + 3
+    lines = [
+        f"  {format_time(item.time).removesuffix(' UTC')}  "
+        f"{f'{item.author_name} ({item.author})':<{width}}  {item.kind:<15} "
+        f"height {item.height:<7} {item.details}"
+        for item in shown
+    ]
+    # One print of plain lines: a rich Table measures every cell, ~1 ms a row here.
+    console.print(escape("\n".join(lines)), soft_wrap=True)
 
 
 def _certificate_fields(console: Console, genesis: Genesis, verdict: CertificateVerdict) -> None:
