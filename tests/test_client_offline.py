@@ -41,6 +41,15 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int
     return code, document
 
 
+@pytest.fixture(autouse=True)
+def no_user_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official's own config, environment and checkpoints never reach these tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "no-state"))
+    for name in ("CUSTOMS_GENESIS", "CUSTOMS_NODES"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def genesis() -> Genesis:
     return customs_genesis()
@@ -486,3 +495,27 @@ def test_a_node_that_never_answers_times_out_as_no_answer(
         )
     assert code == 4 and "timed out" in document["error"]["message"]
     assert "verdict" not in document
+
+
+def test_settings_come_from_the_config_file_and_the_environment(
+    capsys: pytest.CaptureFixture[str],
+    world: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "customs" / "config.toml"
+    config.parent.mkdir()
+    config.write_text(f'genesis = "{world["genesis"]}"\ntimeout = 2\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("CUSTOMS_GENESIS", raising=False)
+    bundle = world["bundles"]["issued"]
+    argv = ["verify", "CO-CN-2026-000123", "--bundle", bundle, "--state-dir", tmp_path]
+    assert run_json(capsys, *argv)[1]["verdict"] == "IN_FORCE"
+    # The environment wins over the file, and a flag over both.
+    monkeypatch.setenv("CUSTOMS_GENESIS", str(tmp_path / "missing.json"))
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "missing.json" in err
+    assert run_json(capsys, *argv, "--genesis", world["genesis"])[0] == 0
+    config.write_text('genesis = "x"\nnodez = []\n')
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "unknown keys ['nodez']" in err
