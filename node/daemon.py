@@ -24,7 +24,6 @@ from aiohttp import web
 
 from contracts import Rejection, check_entry_stateless
 from ledger.block import Block, Commit
-from ledger.chain import StagedBlock
 from ledger.entry import SignedEntry, decode_wire
 from ledger.errors import BlockFormatError, EntryError
 from ledger.genesis import Genesis
@@ -33,6 +32,7 @@ from ledger.store import Store
 from node import native
 from node.api import build_app
 from node.blocks import BlockMaker, Proposed
+from node.chain import Chain, Committed
 from node.config import NodeConfig, peer_urls
 from node.consensus import (
     ConsensusCore,
@@ -94,8 +94,8 @@ class Node:
             entry_window_ms=params.entry_window_ms,
         )
         self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
-        self.store: Store
-        self.maker: BlockMaker
+        self.store: Store  # read freely; written only through ``chain``
+        self.chain: Chain
         self.host: ConsensusHost
         self.peers: PeerManager
         self.sync = Syncer(self)
@@ -118,7 +118,8 @@ class Node:
     async def start(self) -> None:
         config = self.config
         self.store = Store.open(config.data_dir / "ledger", self.genesis)
-        self.maker = BlockMaker(self.store, self.genesis)
+        self.chain = Chain(self.store, BlockMaker(self.store, self.genesis))
+        self.chain.subscribe(self._committed)
         raw = self.store.get_raw(SIGNING_STATE_KEY)
         restored = SigningState.decode(raw) if raw is not None else None
         is_validator = self.genesis.validators.index_of(self.member_id) is not None
@@ -135,6 +136,7 @@ class Node:
             ),
             restored=restored,
         )
+        # Subscribed last (see Chain.subscribe): consensus moves on after the bookkeeping.
         self.host = ConsensusHost(self, core)
         self.peers = PeerManager(
             self.genesis,
@@ -195,18 +197,26 @@ class Node:
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.ensure_future(coro)
         task.set_name(name)
+        task.add_done_callback(self._task_done)
         self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        # These loops never return: one that raised (say sync, on a block it verified and
+        # the chain still refused) is our bug, and a node without it must not run on.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.fail(exc)
 
     # ---- blocks ---------------------------------------------------------------------
 
     def build_proposal(self, height: int, last_commit: Commit | None) -> Proposed:
+        """Our block for ``height``; StaleHeight unless that is the chain's next height."""
         now = now_ms()
         for entry_id in self.mempool.drop_stale(now):
             self._remember_rejection(entry_id, "stale", "entry expired in the mempool")
         candidates = self.mempool.reap(self.genesis.params.max_block_entries)
         verified = frozenset(e.id for e in candidates)
-        proposed = self.maker.propose(
-            height=height,
+        proposed = self.chain.propose(
+            height,
             time_ms=now,
             proposer=self.member_id,
             candidates=candidates,
@@ -220,26 +230,16 @@ class Node:
                 self.metrics.entries_rejected.labels(rejected.code).inc()
         return proposed
 
-    def commit_block(
-        self,
-        block: Block,
-        commit: Commit,
-        staged: StagedBlock,
-        last_commit: Commit | None,
-        signing_state: bytes | None,
-    ) -> None:
-        started = time.perf_counter()
-        extra: dict[bytes, bytes | None] | None = (
-            {SIGNING_STATE_KEY: signing_state} if signing_state is not None else None
-        )
-        self.maker.apply(block, commit, staged, last_commit, extra)
+    def _committed(self, done: Committed) -> None:
+        """The daemon's share of every commit, whichever path made it (Chain.subscribe)."""
+        block = done.block
         self.mempool.remove(e.id for e in block.entries)
         height = block.header.height
-        self.metrics.block_commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.block_commit_seconds.observe(done.seconds)
         self.metrics.entries_committed.inc(len(block.entries))
         self.metrics.height.set(height)
         self.peers.set_height(height)
-        self.peers.broadcast("commit", commit.encode())
+        self.peers.broadcast("commit", done.commit.encode())
         if block.entries:
             log.info("committed height %d with %d entries", height, len(block.entries))
 

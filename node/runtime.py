@@ -4,6 +4,10 @@ Every input — a peer's proposal or vote, a fired timer, a verdict, a block to 
 goes through ``feed``, which runs ``node.consensus.drive``: persist, send, apply, arm.
 Because the loop is single-threaded and ``drive`` is synchronous, the core never sees
 two inputs at once.
+
+The host subscribes to the node's ``Chain``: whichever path stored a block (a decision
+applied here, or sync), the core starts the next height before anything else runs, so
+it is never asked to act on a height the chain has passed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ledger.chain import StagedBlock
 from ledger.entry import SignedEntry
 from ledger.errors import LedgerError
 from node.blocks import InvalidBlock
+from node.chain import Committed
 from node.consensus import (
     CommitLearned,
     ConsensusCore,
@@ -82,6 +87,10 @@ class ConsensusHost:
         self.timers: dict[Timeout, asyncio.TimerHandle] = {}
         self.propose_timer: asyncio.TimerHandle | None = None
         self.last_progress = time.monotonic()
+        # True while ``apply`` commits a decision: the driver then starts the next height
+        # from apply's answer, so the commit notice must not start it a second time.
+        self._applying = False
+        node.chain.subscribe(self.on_chain_commit)
 
     # ---- feeding --------------------------------------------------------------------
 
@@ -105,16 +114,16 @@ class ConsensusHost:
             self.propose_timer.cancel()
 
     def start(self) -> None:
-        store = self.node.store
-        height = store.height
-        last = store.get_commit(height) if height else None
-        self.feed(StartHeight(height + 1, self.node.genesis.validators, last))
+        chain = self.node.chain
+        self.feed(StartHeight(chain.height + 1, self.node.genesis.validators, chain.head_commit()))
 
-    def catch_up(self) -> None:
-        """After blocks were stored outside consensus (sync), start the next height."""
-        if self.core.height <= self.node.store.height:
-            self._new_height_cleanup()
-            self.start()
+    def on_chain_commit(self, done: Committed) -> None:
+        """A block was stored (Chain.subscribe): drop what its height held, move on."""
+        height = done.block.header.height
+        self._new_height_cleanup()
+        if self._applying or self.core.height > height:
+            return
+        self.feed(StartHeight(height + 1, self.node.genesis.validators, done.commit))
 
     # ---- Host protocol ---------------------------------------------------------------
 
@@ -126,6 +135,7 @@ class ConsensusHost:
             self._broadcast(message)
 
     def apply(self, decision: Decision) -> StartHeight | None:
+        chain, validators = self.node.chain, self.node.genesis.validators
         entry = self.blocks.get(decision.block)
         if entry is None:
             # Decided on precommits without the proposal: fetch the block from peers.
@@ -133,18 +143,26 @@ class ConsensusHost:
             self.node.sync.want(decision.height)
             return None
         block, last_commit = entry
+        if chain.holds(block):
+            # Not reachable while every commit's notice moves the core on; should it be,
+            # the block is ours already (holds raised if not) and the core follows the head.
+            return StartHeight(chain.height + 1, validators, chain.head_commit())
+        signing = self._signing()
+        extra = {SIGNING_STATE_KEY: signing} if signing is not None else None
         staged = self.staged.get(decision.block)
+        self._applying = True
         try:
             if staged is None:
-                staged = self.node.maker.check(
+                staged = chain.check(
                     block, last_commit, verified=self.node.pool_verified(block), now_ms=None
                 )
-            self.node.commit_block(block, decision.commit, staged, last_commit, self._signing())
+            chain.commit(block, decision.commit, staged, last_commit, extra)
         except (InvalidBlock, LedgerError) as exc:
             # A quorum decided a block we cannot apply: our state diverged. Stop loudly.
             raise RuntimeError(f"cannot apply decided block {decision.height}: {exc}") from exc
-        self._new_height_cleanup()
-        return StartHeight(decision.height + 1, self.node.genesis.validators, decision.commit)
+        finally:
+            self._applying = False
+        return StartHeight(decision.height + 1, validators, decision.commit)
 
     def arm(self, request: TimeoutRequest) -> None:
         loop = asyncio.get_running_loop()
@@ -164,14 +182,20 @@ class ConsensusHost:
 
     def value_to_propose(self, request: ProposeRequest) -> bytes | None:
         node = self.node
-        head = node.store.head_header()
+        chain = node.chain
+        if request.height != chain.height + 1:
+            # Asked for a height the chain has passed: the core has moved on or is about
+            # to, and nothing built on the old head could ever be decided.
+            log.debug("not proposing at height %d: chain is at %d", request.height, chain.height)
+            return None
+        head = chain.head_header()
         interval = node.genesis.params.block_interval_ms
         due = (head.time + interval) if head else node.genesis.genesis_time
         wait_ms = due - now_ms()
         if wait_ms > 0:
             self._schedule_propose(request, wait_ms)
             return None
-        last_commit = node.store.get_commit(head.height) if head else None
+        last_commit = chain.head_commit()
         proposed = node.build_proposal(request.height, last_commit)
         block_hash = proposed.block.header.hash()
         self._cache(block_hash, proposed.block, last_commit)
@@ -331,7 +355,7 @@ class ConsensusHost:
         if block_hash in self.staged:
             return True
         try:
-            staged = self.node.maker.check(
+            staged = self.node.chain.check(
                 block, last_commit, verified=self.node.pool_verified(block), now_ms=now_ms()
             )
         except (InvalidBlock, LedgerError) as exc:
@@ -357,7 +381,7 @@ class ConsensusHost:
         if self.propose_timer is not None:
             self.propose_timer.cancel()
             self.propose_timer = None
-        height = self.node.store.height
+        height = self.node.chain.height
         for block_hash in [h for h, (b, _) in self.blocks.items() if b.header.height <= height]:
             del self.blocks[block_hash]
             self.staged.pop(block_hash, None)

@@ -162,7 +162,7 @@ class Syncer:
                 # accept, read, answer), so the API and peer links stay responsive.
                 await asyncio.sleep(BETWEEN_BLOCKS_S)
             header = item.block.header
-            if header.height != node.store.height + 1:
+            if header.height != node.chain.height + 1:
                 continue  # an answer overtaken by consensus; harmless
             try:
                 verify_commit(
@@ -173,16 +173,15 @@ class Syncer:
                     block=header.hash(),
                 )
                 verified = node.pool_verified(item.block)
-                staged = node.maker.check(
+                staged = node.chain.check(
                     item.block, item.last_commit, verified=verified, now_ms=None
                 )
-                node.commit_block(item.block, item.commit, staged, item.last_commit, None)
             except (CommitError, InvalidBlock, LedgerError) as exc:
                 node.peer_fault(peer, "block_response", exc)
                 return applied, True
-            # Before the loop runs anything else: consensus must not stay at a height the
-            # store now holds, or a commit learned during the pause would apply it again.
-            node.host.catch_up()
+            # The same path as a decision of our own: the chain tells consensus, which
+            # starts the next height before this returns.
+            node.chain.commit(item.block, item.commit, staged, item.last_commit)
             node.metrics.synced_blocks.inc()
             applied += 1
         return applied, False

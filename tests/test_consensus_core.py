@@ -360,6 +360,20 @@ def test_n1_decides_alone() -> None:
     assert host.order.index("apply") > sends[0]
 
 
+def test_a_step_that_decides_asks_nothing_more_of_the_decided_height() -> None:
+    # Issue 22: starting height 2 replays buffered messages that decide it in round 1,
+    # in the same step that made NL, proposer of round 0, ask for a block. The host has
+    # just stored height 2 when it would answer: nothing may be asked of that height.
+    core, _ = start("NL")
+    buffered = [proposal(1, B, height=2), *(vote(PRECOMMIT, 1, B, v, 2) for v in ("CN", "DE"))]
+    feed(core, *buffered, vote(PRECOMMIT, 1, B, "US", 2), CommitLearned(_commit(1, A)))
+    assert core.decided and core.height == 1
+    host = _RecordingHost(VALS, heights=2)
+    drive(core, host, StartHeight(2, VALS, _commit(1, A)))
+    assert [d.height for d in host.decided] == [2]
+    assert host.order == ["apply"]  # no timer, check or proposal for height 2
+
+
 class _RecordingHost:
     """A real host in memory: answers at once and records the order it was driven."""
 
@@ -388,6 +402,7 @@ class _RecordingHost:
         return True
 
     def value_to_propose(self, request: ProposeRequest) -> bytes | None:
+        self.order.append("propose")
         return hashlib.sha256(f"{request.height}/{request.round}".encode()).digest()
 
     def need_blocks(self, up_to: int) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import random
 import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -55,6 +57,9 @@ class Node:
     runner: web.AppRunner | None = None
     inbox: list[tuple[str, str, bytes]] = field(default_factory=list)
     broken: bool = False
+    # While set, the handler takes a message, sets ``busy`` and waits for ``gate``.
+    gate: asyncio.Event | None = None
+    busy: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -69,6 +74,9 @@ class Node:
         if self.broken:
             raise RuntimeError("handler bug")
         self.inbox.append((peer, kind, payload))
+        if self.gate is not None:
+            self.busy.set()
+            await self.gate.wait()
 
     def got(self, payload: bytes) -> int:
         return sum(1 for _, _, p in self.inbox if p == payload)
@@ -502,6 +510,140 @@ async def test_handler_bug_is_kept_and_signalled(cluster) -> None:  # type: igno
     async with asyncio.timeout(WAIT):
         await de.peers.failed.wait()
     assert isinstance(de.peers.failure, RuntimeError)
+
+
+# -- transport errors of one link ----------------------------------------------------
+#
+# Issue 22: a ping read while our side of the connection is already closing makes
+# aiohttp's receive() raise ClientConnectionResetError ("Cannot write to closing
+# transport") from the automatic pong instead of returning CLOSED. The handler busy with
+# the previous message is what lets the ping and the connection's end queue up unread.
+
+
+def _transport_records(caplog: pytest.LogCaptureFixture, peer: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "node.peers" and r.levelno == logging.WARNING and peer in r.getMessage()
+    ]
+
+
+def _assert_no_traceback_or_error(caplog: pytest.LogCaptureFixture) -> None:
+    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert loud == [], [(r.name, r.getMessage()) for r in loud]
+
+
+class PingThenReset:
+    """DE's listener, hand-run over real aiohttp: on its first link it sends a message,
+    and while the dialler handles it, a ping, then resets the TCP connection."""
+
+    def __init__(self, dialler: Node) -> None:
+        self.node = Node("DE", bind())
+        self.dialler = dialler
+        self.links = 0
+
+    async def start(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+        app = web.Application()
+        app.router.add_get(PEER_PATH, self._handle)
+        self.node.runner = web.AppRunner(app, handle_signals=False)
+        await self.node.runner.setup()
+        await web.SockSite(self.node.runner, self.node.sock).start()
+
+    async def stop(self) -> None:
+        await stop(self.node)
+        self.node.sock.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        shake = ListenerHandshake(self.genesis, "DE", member_key("DE"), os.urandom(NONCE_BYTES))
+        hello = decode_frame((await ws.receive()).data, FAST.max_frame_bytes)
+        assert isinstance(hello, Hello)
+        await ws.send_bytes(encode_frame(shake.on_hello(hello)))
+        auth = decode_frame((await ws.receive()).data, FAST.max_frame_bytes)
+        assert isinstance(auth, Auth) and shake.on_auth(auth) == self.dialler.id
+        await ws.send_bytes(encode_frame(Ok()))
+        self.links += 1
+        if self.links > 1:
+            async for _ in ws:  # a well-behaved link from now on
+                pass
+            return ws
+        await ws.send_bytes(encode_frame(Message(k="entry", p=b"first", r=False)))
+        await self.dialler.busy.wait()
+        await ws.ping()
+        await asyncio.sleep(0.1)  # the ping is in the dialler's reader, unread
+        transport = request.transport
+        assert transport is not None
+        transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        transport.abort()  # linger 0: an RST, not a FIN
+        await asyncio.sleep(0.1)  # the reset has reached the dialler's transport
+        assert self.dialler.gate is not None
+        self.dialler.gate.set()
+        return ws
+
+
+async def test_a_reset_under_a_pending_pong_ends_the_dialled_link_not_the_node(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    cn = Node("CN", bind(), gate=asyncio.Event())
+    de = PingThenReset(cn)
+    genesis = network_genesis([cn, de.node])
+    await de.start(genesis)
+    await start(cn, genesis, ["DE"])
+    try:
+        await until(
+            lambda: cn.peers.failed.is_set() or (de.links >= 2 and "DE" in cn.peers.connected()),
+            "a new link",
+        )
+        assert not cn.peers.failed.is_set(), cn.peers.failure
+        assert cn.inbox[0] == ("DE", "entry", b"first")
+        assert cn.peers.counters["link_transport_error"] == 1
+    finally:
+        await stop(cn)
+        await de.stop()
+        cn.sock.close()
+    ended = _transport_records(caplog, "DE")
+    assert len(ended) == 1 and "Cannot write to closing transport" in ended[0], ended
+    _assert_no_traceback_or_error(caplog)
+
+
+async def test_a_hang_up_under_a_pending_pong_ends_the_accepted_link_quietly(
+    cluster,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    (cn,) = await cluster({"CN": []})
+    cn.gate = asyncio.Event()
+    session, ws = await member_socket(cn, "DE")
+    try:
+        await ws.send_bytes(encode_frame(Message(k="entry", p=b"first", r=False)))
+        async with asyncio.timeout(WAIT):
+            await cn.busy.wait()
+        await ws.ping()
+        await asyncio.sleep(0.1)  # the ping is in CN's reader, unread
+        ws.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+        await asyncio.sleep(0.1)  # CN's transport has seen the end of the connection
+        cn.gate.set()
+        await until(lambda: cn.peers.connected() == [], "the link to end")
+        await until(lambda: len(_transport_records(caplog, "DE")) == 1, "one warning")
+    finally:
+        await ws.close()
+        await session.close()
+    assert "Cannot write to closing transport" in _transport_records(caplog, "DE")[0]
+    _assert_no_traceback_or_error(caplog)
+    assert not cn.peers.failed.is_set()
+    # The member can link again at once.
+    cn.gate = None
+    session, ws = await member_socket(cn, "DE")
+    try:
+        await until(lambda: cn.peers.connected() == ["DE"], "a new link")
+    finally:
+        await ws.close()
+        await session.close()
 
 
 # -- frames, handshake and backoff without sockets ----------------------------------

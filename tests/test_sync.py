@@ -29,7 +29,9 @@ from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.store import Store
 from node.blocks import BlockMaker
+from node.chain import ConflictingBlock, StaleHeight
 from node.config import load_config
+from node.consensus import ProposeRequest
 from node.daemon import Node
 from node.files import load_genesis, load_key
 from node.wire import (
@@ -295,3 +297,30 @@ async def test_consensus_learning_a_synced_height_between_blocks_of_an_answer_is
     assert node.failure is None
     assert node.store.height == BLOCKS
     assert node.host.core.height == BLOCKS + 1
+
+
+async def test_nothing_is_built_on_a_height_the_chain_has_passed(network: Network) -> None:
+    # Issue 22: consensus used to be asked for a block at the height sync had just
+    # stored, and building it stopped the node. The chain refuses such a height with a
+    # typed error, the host answers such a request with nothing, and a block offered
+    # again for a stored height is recognised (or, if it differs, refused loudly).
+    net = network
+    node = net.node
+    one, two, _ = net.chain
+    assert await _answer(net, "DE", [one]) == (1, False)
+    assert node.host.core.height == 2  # moved on by the commit itself
+    with pytest.raises(StaleHeight, match="height 1 cannot be built on a chain at height 1"):
+        node.chain.propose(
+            1,
+            time_ms=int(time.time() * 1000),
+            proposer="CN",
+            candidates=[],
+            verified=frozenset(),
+            last_commit=None,
+        )
+    assert node.host.value_to_propose(ProposeRequest(1, 0)) is None
+    assert node.chain.holds(one.block) and not node.chain.holds(two.block)
+    other = Block(replace(one.block.header, time=one.block.header.time + 1), one.block.entries)
+    with pytest.raises(ConflictingBlock):
+        node.chain.holds(other)
+    assert node.failure is None and node.store.height == 1

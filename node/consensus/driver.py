@@ -70,18 +70,27 @@ def drive(core: ConsensusCore, host: Host, event: Input) -> int:
         if out.send:
             host.send(out.send)
         next_heights = [h for h in map(host.apply, out.decided) if h is not None]
-        for request in out.timeouts:
-            host.arm(request)
-        for check in out.validity_checks:
-            verdict = host.check_validity(check)
-            if verdict is not None:
-                pending.append(ValidityVerdict(check.height, check.block, verdict))
-        for ask in out.propose_requests:
-            block = host.value_to_propose(ask)
-            if block is not None:
-                pending.append(ValueToPropose(ask.height, ask.round, block))
+        if not core.decided:
+            # A step that decides can also have started a round at that height (a new
+            # height replaying buffered votes, a timeout racing a quorum): its timers,
+            # checks and proposals are moot once decided, and the host that has just
+            # stored the block has no view to build them on.
+            _answer_requests(host, out, pending)
         if out.need_blocks_up_to is not None:
             host.need_blocks(out.need_blocks_up_to)
         host.report(out)
         pending.extend(next_heights)
     return steps
+
+
+def _answer_requests(host: Host, out: Output, pending: deque[Input]) -> None:
+    for request in out.timeouts:
+        host.arm(request)
+    for check in out.validity_checks:
+        verdict = host.check_validity(check)
+        if verdict is not None:
+            pending.append(ValidityVerdict(check.height, check.block, verdict))
+    for ask in out.propose_requests:
+        block = host.value_to_propose(ask)
+        if block is not None:
+            pending.append(ValueToPropose(ask.height, ask.round, block))

@@ -7,7 +7,8 @@ code that does it (``node.consensus.driver``):
 2. send: broadcast ``send``;
 3. apply: store each of ``decided`` (block and commit), then start the next height;
 4. arm: schedule each of ``timeouts``; answer ``validity_checks`` and
-   ``propose_requests`` with later inputs; fetch blocks up to ``need_blocks_up_to``.
+   ``propose_requests`` with later inputs (none of these if the step decided: they
+   belong to the decided height); fetch blocks up to ``need_blocks_up_to``.
 
 Persist comes first because a vote that leaves before it is durable can become a
 double-sign after a crash.

@@ -6,14 +6,19 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiohttp import ClientWebSocketResponse, WSCloseCode, web
+from aiohttp import ClientError, ClientWebSocketResponse, WSCloseCode, web
 
-__all__ = ["Link", "WebSocket"]
+__all__ = ["TRANSPORT_ERRORS", "Link", "WebSocket"]
 
 log = logging.getLogger("node.peers")
 
 WebSocket = web.WebSocketResponse | ClientWebSocketResponse
 _MAX_REASON = 120  # RFC 6455 §5.5: a control frame's payload is at most 125 bytes
+# What a socket can raise that ends one link and says nothing about our own code: OSError
+# covers ConnectionResetError and TimeoutError, ClientError is aiohttp's own (its
+# ClientConnectionResetError is both). aiohttp's receive() raises one of these when the
+# automatic pong to a ping meets a transport that is already closing.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, ClientError)
 
 
 class Link:
@@ -86,7 +91,7 @@ class Link:
             data = await self._queue.get()
             try:
                 await self.ws.send_bytes(data)
-            except ConnectionError as exc:
+            except TRANSPORT_ERRORS as exc:
                 # The socket went away under us; the reader sees the close and cleans up.
                 log.debug("send to %s failed: %s", self.peer_id, exc)
                 return

@@ -7,9 +7,11 @@ came back), both ends keep the one dialled by the lower member id, or the newer 
 both were dialled by the same side — a rule both ends evaluate to the same answer.
 
 Faults of a peer (bad frames, failed handshakes, overflowing queues) close that link, are
-counted in ``counters`` and logged; they never reach the daemon as exceptions. An
-exception from the daemon's own ``on_message`` is a bug: it is logged, kept in
-``failure`` and signalled through ``failed`` so the daemon stops loudly.
+counted in ``counters`` and logged; they never reach the daemon as exceptions. So do the
+transport's own errors (a reset, a write to a closing socket, a timeout): they end that
+one link with a line in the log, and the dial loop reconnects. An exception from the
+daemon's own ``on_message`` is a bug: it is logged, kept in ``failure`` and signalled
+through ``failed`` so the daemon stops loudly.
 
 A relayed message names the members it was already sent to, and is forwarded only to
 links outside that set: in a full mesh no copy is relayed, in a line or a ring the flood
@@ -55,13 +57,14 @@ from node.peers.frames import (
 )
 from node.peers.gossip import SeenCache, message_id
 from node.peers.handshake import DialerHandshake, ListenerHandshake
-from node.peers.link import Link, WebSocket
+from node.peers.link import TRANSPORT_ERRORS, Link, WebSocket
 
 __all__ = ["PEER_PATH", "OnMessage", "PeerManager", "PeerOptions", "PeerStatus"]
 
 log = logging.getLogger("node.peers")
 
 PEER_PATH = "/v1/peer"
+_HANDSHAKE_ERRORS: tuple[type[Exception], ...] = (PeerError, *TRANSPORT_ERRORS)
 _F = TypeVar("_F", Hello, Challenge, Auth, Ok)
 # on_message(from_peer_id, kind, payload): the daemon's handler for every delivered message.
 OnMessage = Callable[[str, str, bytes], Awaitable[None]]
@@ -268,7 +271,7 @@ class PeerManager:
                 hello = await self._receive(ws, Hello)
                 await ws.send_bytes(encode_frame(shake.on_hello(hello)))
                 return shake.on_auth(await self._receive(ws, Auth))
-        except (PeerError, TimeoutError, ConnectionError) as exc:
+        except _HANDSHAKE_ERRORS as exc:
             await self._refuse(ws, "inbound", remote, exc)
             return None
 
@@ -326,7 +329,7 @@ class PeerManager:
                 auth = shake.on_challenge(await self._receive(ws, Challenge))
                 await ws.send_bytes(encode_frame(auth))
                 await self._receive(ws, Ok)
-        except (PeerError, TimeoutError, ConnectionError) as exc:
+        except _HANDSHAKE_ERRORS as exc:
             await self._refuse(ws, "outbound", url, exc)
             return False
         return True
@@ -352,7 +355,10 @@ class PeerManager:
     async def _refuse(
         self, ws: WebSocket, direction: str, where: str | None, exc: Exception
     ) -> None:
-        reason = exc.reason if isinstance(exc, PeerError) else "handshake timeout"
+        if isinstance(exc, PeerError):
+            reason = exc.reason
+        else:
+            reason = "handshake timeout" if isinstance(exc, TimeoutError) else "connection lost"
         self.counters[f"handshake_{direction}_failed"] += 1
         if isinstance(exc, HandshakeError):
             self.counters[f"refused_{exc.reason.replace(' ', '_')}"] += 1
@@ -368,7 +374,7 @@ class PeerManager:
             if ack:
                 try:
                     await link.ws.send_bytes(encode_frame(Ok()))
-                except ConnectionError:
+                except TRANSPORT_ERRORS:
                     return  # the dialler went away between auth and ok
             link.start()
             link.enqueue(encode_frame(Height(h=self._height)))
@@ -394,7 +400,11 @@ class PeerManager:
 
     async def _read(self, link: Link) -> None:
         while True:
-            msg = await link.ws.receive()
+            try:
+                msg = await link.ws.receive()
+            except TRANSPORT_ERRORS as exc:
+                self._transport_error(link.peer_id, exc)
+                return
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             try:
@@ -402,6 +412,11 @@ class PeerManager:
             except PeerError as exc:
                 self._fault(link, exc)
                 return
+
+    def _transport_error(self, peer_id: str, exc: BaseException) -> None:
+        # One line, no traceback: a connection that breaks is routine, not our bug.
+        self.counters["link_transport_error"] += 1
+        log.warning("link to %s ended: %s: %s", peer_id, type(exc).__name__, exc)
 
     def _fault(self, link: Link, exc: PeerError) -> None:
         self.counters[f"fault_{exc.reason.replace(' ', '_')}"] += 1
