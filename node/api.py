@@ -160,13 +160,20 @@ class _Routes:
     def _authorize(self, request: web.Request) -> None:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), self.token):
+        # aiohttp decodes header bytes with surrogateescape; encoding them back the same
+        # way compares the bytes the client sent, whatever they are, in constant time.
+        offered = token.encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(offered, self.token):
             raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' is needed")
 
     async def _json_body(self, request: web.Request) -> Any:
         if request.content_length is not None and request.content_length > self.max_request_bytes:
             raise ApiError(413, "too_large", f"request body over {self.max_request_bytes} bytes")
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except ConnectionResetError as exc:
+            # The client went away mid-body: its request, not our error (nor an ERROR line).
+            raise ApiError(400, "malformed", "the request body was cut off") from exc
         try:
             return json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:

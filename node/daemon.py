@@ -43,6 +43,7 @@ from node.consensus import (
     TimeoutConfig,
     decode_message,
 )
+from node.logging_setup import redact_secrets
 from node.mempool import DuplicateEntry, Mempool, MempoolError, MempoolFull
 from node.metrics import NodeMetrics
 from node.peers import PeerManager, PeerOptions
@@ -149,6 +150,7 @@ class Node:
         )
         self.metrics.watch_peer_events(lambda: self.peers.counters)
         token = config.api_token_file.read_text().strip()
+        redact_secrets(token)  # no path through aiohttp or ours may log it
         app = build_app(
             self.service,
             api_token=token,

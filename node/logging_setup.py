@@ -6,11 +6,18 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-__all__ = ["ClientErrorFilter", "JsonFormatter", "setup_logging"]
+__all__ = [
+    "ClientErrorFilter",
+    "JsonFormatter",
+    "RedactingFilter",
+    "redact_secrets",
+    "setup_logging",
+]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -53,12 +60,47 @@ class ClientErrorFilter(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
             remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            reason = " ".join(str(exc.message).split())[:200]
+            # Only the first line: aiohttp adds the offending header line as raw bytes,
+            # and that line may be the client's Authorization header.
+            reason = " ".join(str(exc.message).split("\n", 1)[0].split())[:200]
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.msg = "malformed HTTP request from %s: %d %s"
             record.args = (remote, exc.code, reason)
             record.exc_info = record.exc_text = None
         return True
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces each secret (the API token) wherever it would reach a log line, in the
+    message or in a traceback: whatever path a request takes through aiohttp or ours."""
+
+    MASK = "<redacted>"
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info:
+            trace = logging.Formatter().formatException(record.exc_info)
+            if self._hides(trace):
+                text += "\n" + trace
+                record.exc_info = record.exc_text = None
+        if self._hides(text):
+            for secret in self.secrets:
+                text = text.replace(secret, self.MASK)
+            record.msg, record.args = text, None
+        return True
+
+    def _hides(self, text: str) -> bool:
+        return any(secret in text for secret in self.secrets)
+
+
+def redact_secrets(*secrets: str) -> None:
+    """Mask ``secrets`` in every line the root logger's handlers write from now on."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(secrets))
 
 
 def _utc(created: float) -> str:

@@ -471,3 +471,44 @@ def test_consistency_proofs_verify_between_log_sizes(
         "first=1",
     ):
         error(node.get(f"/v1/consistency?{query}"), 400, "malformed")
+
+
+# ---- secrets and raw header bytes (issue: no way in or down for outsiders) -------------
+
+
+def _raw(node: NodeProcess, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_token_of_raw_non_ascii_bytes_is_401_not_500(node: NodeProcess) -> None:
+    for token in (b"\xff", b"\xc3\xbf", b"\xed\xa0\x80" + node.token.encode()):
+        answer = _raw(
+            node,
+            b"POST /v1/submit HTTP/1.1\r\nHost: node\r\nConnection: close\r\n"
+            b"Authorization: Bearer " + token + b"\r\nContent-Length: 2\r\n\r\n{}",
+        )
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+    assert "Traceback" not in node.log_text()
+
+
+def test_the_api_token_never_reaches_the_log(node: NodeProcess, cluster: Cluster) -> None:
+    token = node.token.encode()
+    broken = [
+        b"Authorization: Bearer " + token + b"\x00",  # a NUL in the value
+        b"Authorization: Bearer " + token + b"\rx",  # a bare CR
+        b"Authorization : Bearer " + token,  # a space in the header name
+        b"X-Note: folded\r\n Authorization: Bearer " + token,  # a folded line
+    ]
+    for line in broken:
+        answer = _raw(node, b"POST /v1/submit HTTP/1.1\r\nHost: node\r\n" + line + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.") and b" 400 " in answer[:16], answer[:100]
+    cluster.wait_until(
+        lambda: node.log_text().count("malformed HTTP request") >= len(broken),
+        what="the refusals logged",
+    )
+    assert node.token not in node.log_text()
