@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_testnet_parser(sub)
     run = sub.add_parser("run", help="run the daemon in the foreground")
     run.add_argument("--config", required=True, type=Path, help="path to node.toml")
+    run.add_argument(
+        "--allow-insecure-files",
+        action="store_true",
+        help="start even if the key, token or data directory is open to other users",
+    )
     run.set_defaults(handler=cmd_run)
     return parser
 
@@ -184,7 +189,7 @@ def _add_testnet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config, genesis, key = load_node(args.config)
+    config, genesis, key = load_node(args.config, check_modes=not args.allow_insecure_files)
     # Imported here so that `init` and `genesis` start without loading the daemon.
     from node.daemon import run
     from node.logging_setup import setup_logging

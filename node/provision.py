@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def init_node_dir(
     if node_dir.exists() and (not node_dir.is_dir() or any(node_dir.iterdir())):
         raise CliError(f"{node_dir} exists and is not an empty directory; refusing to touch it")
     node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    node_dir.chmod(0o700)  # an existing empty directory keeps its mode otherwise
     save_key(key, node_dir / KEY_NAME, passphrase)
     write_new(node_dir / TOKEN_NAME, secrets.token_hex(32) + "\n", 0o600)
     text = render_default_config(
@@ -148,9 +150,14 @@ def write_new(path: Path, text: str, mode: int) -> None:
         os.fsync(handle.fileno())
 
 
-def load_node(config_path: Path) -> tuple[NodeConfig, Genesis, SigningKey]:
-    """Config, genesis and key, each validated, and checked against one another."""
+def load_node(
+    config_path: Path, *, check_modes: bool = True
+) -> tuple[NodeConfig, Genesis, SigningKey]:
+    """Config, genesis and key, each validated, and checked against one another; with
+    ``check_modes``, the secrets and the data directory closed to other users."""
     config = load_config(config_path)
+    if check_modes:
+        check_file_modes(config)
     genesis = load_genesis(config.genesis_file)
     check_against_genesis(config, genesis)
     passphrase = (
@@ -168,6 +175,42 @@ def load_node(config_path: Path) -> tuple[NodeConfig, Genesis, SigningKey]:
     if len(token) < 16:
         raise CliError(f"api_token_file {config.api_token_file}: token shorter than 16 bytes")
     return config, genesis, key
+
+
+# Like ssh with its keys: a secret another user can read, or a file another user can
+# replace, is refused rather than used (``run --allow-insecure-files`` overrides).
+_SECRET_BITS = 0o077  # group or others may read, write or execute
+_SHARED_WRITE_BITS = 0o022  # group or others may write
+
+
+def check_file_modes(config: NodeConfig) -> None:
+    secrets_ = [("key_file", config.key_file), ("api_token_file", config.api_token_file)]
+    if config.passphrase_file is not None:
+        secrets_.append(("passphrase_file", config.passphrase_file))
+    for name, path in secrets_:
+        mode = _mode(path, name)
+        if mode & _SECRET_BITS:
+            raise CliError(
+                f"{name} {path} has mode {mode:04o}: other users can reach it; "
+                f"run `chmod 600 {path}` (or start with --allow-insecure-files)"
+            )
+    if not config.data_dir.exists():
+        return  # the store creates it on first start
+    mode = _mode(config.data_dir, "data_dir")
+    if mode & _SHARED_WRITE_BITS:
+        raise CliError(
+            f"data_dir {config.data_dir} has mode {mode:04o}: other users can write to it; "
+            f"run `chmod 700 {config.data_dir}` (or start with --allow-insecure-files)"
+        )
+
+
+def _mode(path: Path, name: str) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        raise CliError(f"{name} {path} does not exist") from None
+    except OSError as exc:
+        raise CliError(f"{name} {path}: {exc.strerror}") from exc
 
 
 def read_passphrase(path: Path) -> bytes:

@@ -16,7 +16,7 @@ from aiohttp.http_exceptions import LineTooLong
 
 from ledger.keys import SigningKey
 from ledger.store import Store
-from node.cli_node import load_node, main
+from node.cli_node import CliError, load_node, main
 from node.config import load_config
 from node.files import load_genesis, load_key
 from node.logging_setup import ClientErrorFilter, setup_logging
@@ -352,3 +352,35 @@ def test_json_logs_are_one_object_per_line() -> None:
     assert len([line for line in lines if line.startswith("{")]) == 2
     with pytest.raises(ValueError):
         setup_logging("xml", "info", stream)
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "said"),
+    [
+        ("node.key", 0o644, "key_file"),
+        ("api.token", 0o666, "api_token_file"),
+        ("data", 0o777, "data_dir"),
+    ],
+)
+def test_run_refuses_files_other_users_can_reach(
+    tmp_path: Path, name: str, mode: int, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like ssh: a readable key, a writable token or a shared data dir stops the start,
+    with the chmod that fixes it; --allow-insecure-files gets past this check."""
+    assert main(["testnet", "--dir", str(tmp_path / "net"), "--members", "1"]) == 0
+    node_dir = tmp_path / "net" / "CN"
+    (node_dir / name).chmod(mode)
+    capsys.readouterr()
+    config = node_dir / "node.toml"
+    with pytest.raises(CliError, match=f"{said} .* has mode {mode:04o}.*chmod"):
+        load_node(config)
+    loaded, _, _ = load_node(config, check_modes=False)
+    assert loaded.member_id == "CN"
+
+
+def test_init_closes_an_existing_empty_directory(tmp_path: Path) -> None:
+    node_dir = tmp_path / "cn"
+    node_dir.mkdir(mode=0o777)
+    node_dir.chmod(0o777)
+    assert main(["init", "--data-dir", str(node_dir), "--id", "CN"]) == 0
+    assert node_dir.stat().st_mode & 0o777 == 0o700
