@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from contracts import Rejection
+from contracts import CODES, Rejection
 from ledger.entry import SignedEntry, entry_from_json
 from ledger.errors import EntryError
 
-__all__ = ["ApiError", "NodeService", "build_app"]
+__all__ = ["ApiError", "ApiObserver", "NodeService", "build_app"]
 
 log = logging.getLogger("customs.api")
 
@@ -81,10 +81,12 @@ def build_app(
     api_token: str,
     max_request_bytes: int,
     max_in_flight: int | None = None,
+    observer: ApiObserver | None = None,
 ) -> web.Application:
     """The API; ``max_in_flight`` bounds API requests served at once (node.toml's
-    ``max_api_connections``): past it a request gets 503 ``busy`` at once."""
-    middlewares = [_error_middleware]
+    ``max_api_connections``): past it a request gets 503 ``busy`` at once. ``observer``
+    counts every refusal."""
+    middlewares = [_Errors(observer).middleware]
     if max_in_flight is not None:
         middlewares.append(_InFlightLimit(max_in_flight).middleware)
     app = web.Application(client_max_size=max_request_bytes, middlewares=middlewares)
@@ -112,21 +114,51 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"code": code, "message": message}, status=status)
 
 
-@web.middleware
-async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except Rejection as exc:
-        return error_response(400, exc.code, exc.message)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(413, "too_large", "request body too large")
-    except web.HTTPException as exc:
-        if exc.status >= 400:
+class ApiObserver(Protocol):
+    """Who counts what the API refuses (the node's metrics)."""
+
+    def refused_request(self, route: str, status: int, code: str) -> None: ...
+
+    def refused_entry(self, code: str) -> None: ...
+
+
+# Routes whose refusals with a rule code (DESIGN §9) are refusals of an entry.
+_ENTRY_ROUTES = frozenset({"/v1/entries", "/v1/submit"})
+
+
+class _Errors:
+    """Turns every refusal into ``{"code", "message"}`` with its status, and counts it."""
+
+    def __init__(self, observer: ApiObserver | None) -> None:
+        self.observer = observer
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            status, code, message = exc.status, exc.code, exc.message
+        except Rejection as exc:
+            status, code, message = 400, exc.code, exc.message
+        except web.HTTPRequestEntityTooLarge:
+            status, code, message = 413, "too_large", "request body too large"
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
-            return error_response(exc.status, code, exc.reason)
-        raise
+            status, message = exc.status, exc.reason
+        self._count(request, status, code)
+        return error_response(status, code, message)
+
+    def _count(self, request: web.Request, status: int, code: str) -> None:
+        if self.observer is None:
+            return
+        resource = request.match_info.route.resource
+        # The route's pattern, not the path: a client cannot mint label values.
+        route = resource.canonical if resource is not None else "unmatched"
+        self.observer.refused_request(route, status, code)
+        if route in _ENTRY_ROUTES and code in CODES:
+            self.observer.refused_entry(code)
 
 
 class _InFlightLimit:

@@ -156,6 +156,7 @@ class Node:
             api_token=token,
             max_request_bytes=config.limits.max_request_bytes,
             max_in_flight=config.limits.max_api_connections,
+            observer=self.metrics,
         )
         self.peers.attach(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_STEP_S / 2)

@@ -52,6 +52,20 @@ class NodeMetrics:
         self.synced_blocks = Counter(
             "customs_synced_blocks", "Blocks fetched from peers and stored", registry=r
         )
+        self.api_refusals = Counter(
+            "customs_api_refusals",
+            "API requests refused, by route pattern, HTTP status and code",
+            ["route", "status", "code"],
+            registry=r,
+        )
+
+    # node.api.ApiObserver: the API's refusals; an entry refused at intake counts with
+    # the entries refused in blocks, under its rule code.
+    def refused_request(self, route: str, status: int, code: str) -> None:
+        self.api_refusals.labels(route, str(status), code).inc()
+
+    def refused_entry(self, code: str) -> None:
+        self.entries_rejected.labels(code).inc()
 
     def watch_peer_events(self, read: Callable[[], Mapping[str, int]]) -> None:
         """Export the peer manager's event counts (faults, refusals, relays), read at scrape

@@ -512,3 +512,26 @@ def test_the_api_token_never_reaches_the_log(node: NodeProcess, cluster: Cluster
         what="the refusals logged",
     )
     assert node.token not in node.log_text()
+
+
+def _metric(node: NodeProcess, line_start: str) -> float:
+    for line in node.get("/metrics").body.decode().splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_refusals_at_the_api_are_counted(node: NodeProcess, key: SigningKey) -> None:
+    bad_sig = 'customs_entries_rejected_total{code="bad_signature"}'
+    unauthorized = (
+        'customs_api_refusals_total{code="unauthorized",route="/v1/entries",status="401"}'
+    )
+    not_found = 'customs_api_refusals_total{code="not_found",route="/v1/blocks/{height}",'
+    before = [_metric(node, m) for m in (bad_sig, unauthorized, not_found)]
+    forged = cert_entry(key).to_json()
+    forged["sig"] = "00" * 64
+    error(node.post("/v1/entries", forged), 400, "bad_signature")
+    error(node.post("/v1/entries", forged, token="wrong-token"), 401, "unauthorized")
+    error(node.get("/v1/blocks/999999"), 404, "not_found")
+    after = [_metric(node, m) for m in (bad_sig, unauthorized, not_found)]
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
