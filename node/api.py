@@ -7,6 +7,7 @@ call one service method, and render its answer. Every client mistake becomes a 4
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -81,16 +82,20 @@ def build_app(
     api_token: str,
     max_request_bytes: int,
     max_in_flight: int | None = None,
+    max_writes: int | None = None,
+    body_timeout_s: float = 30.0,
     observer: ApiObserver | None = None,
 ) -> web.Application:
-    """The API; ``max_in_flight`` bounds API requests served at once (node.toml's
-    ``max_api_connections``): past it a request gets 503 ``busy`` at once. ``observer``
-    counts every refusal."""
+    """The API. ``max_in_flight`` bounds the reads served at once and ``max_writes`` the
+    writes (node.toml's ``max_api_connections`` and ``max_api_writes``): past either, a
+    request gets 503 ``busy`` at once. A body not received within ``body_timeout_s`` is
+    408. ``observer`` counts every refusal."""
     middlewares = [_Errors(observer).middleware]
     if max_in_flight is not None:
-        middlewares.append(_InFlightLimit(max_in_flight).middleware)
+        writes = max_in_flight if max_writes is None else max_writes
+        middlewares.append(_InFlightLimit(max_in_flight, writes).middleware)
     app = web.Application(client_max_size=max_request_bytes, middlewares=middlewares)
-    routes = _Routes(service, api_token, max_request_bytes)
+    routes = _Routes(service, api_token, max_request_bytes, body_timeout_s)
     app.add_routes(
         [
             web.post("/v1/entries", routes.post_entries),
@@ -162,29 +167,36 @@ class _Errors:
 
 
 class _InFlightLimit:
-    """Counts requests being served; the peer WebSocket has its own limit and is exempt."""
+    """Counts requests being served, reads and writes apart, so that slow uploads can
+    exhaust only the write budget and every read keeps being answered. The peer
+    WebSocket has its own limits and is exempt."""
 
     EXEMPT = "/v1/peer"
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
+    def __init__(self, reads: int, writes: int) -> None:
+        self.limits = {"read": reads, "write": writes}
+        self.in_flight = {"read": 0, "write": 0}
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == self.EXEMPT:
             return await handler(request)
-        if self.in_flight >= self.limit:
-            raise ApiError(503, "busy", f"{self.limit} API requests in progress; retry shortly")
-        self.in_flight += 1
+        kind = "write" if request.method == "POST" else "read"
+        limit = self.limits[kind]
+        if self.in_flight[kind] >= limit:
+            raise ApiError(503, "busy", f"{limit} API {kind}s in progress; retry shortly")
+        self.in_flight[kind] += 1
         try:
             return await handler(request)
         finally:
-            self.in_flight -= 1
+            self.in_flight[kind] -= 1
 
 
 class _Routes:
-    def __init__(self, service: NodeService, api_token: str, max_request_bytes: int) -> None:
+    def __init__(
+        self, service: NodeService, api_token: str, max_request_bytes: int, body_timeout_s: float
+    ) -> None:
+        self.body_timeout_s = body_timeout_s
         self.service = service
         self.token = api_token.encode()
         self.max_request_bytes = max_request_bytes
@@ -202,7 +214,13 @@ class _Routes:
         if request.content_length is not None and request.content_length > self.max_request_bytes:
             raise ApiError(413, "too_large", f"request body over {self.max_request_bytes} bytes")
         try:
-            raw = await request.read()
+            async with asyncio.timeout(self.body_timeout_s):
+                raw = await request.read()
+        except TimeoutError as exc:
+            # A slow upload would hold a write slot as long as it liked.
+            raise ApiError(
+                408, "timeout", f"the request body was not received in {self.body_timeout_s:g} s"
+            ) from exc
         except ConnectionResetError as exc:
             # The client went away mid-body: its request, not our error (nor an ERROR line).
             raise ApiError(400, "malformed", "the request body was cut off") from exc

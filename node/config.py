@@ -58,6 +58,7 @@ class Limits:
     mempool_max_bytes: int = 64 * _MIB
     max_peer_connections: int = 64
     max_api_connections: int = 256
+    max_api_writes: int = 64
     peer_send_queue: int = 16_384
     gossip_seen_cache: int = 100_000
 
@@ -76,6 +77,8 @@ class Timeouts:
     heartbeat_ms: int = 10_000
     reconnect_min_ms: int = 200
     reconnect_max_ms: int = 10_000
+    request_head_ms: int = 10_000
+    request_body_ms: int = 30_000
 
 
 # (lowest, highest) for every integer setting: keeps a typo from making a node that
@@ -88,6 +91,7 @@ _LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "mempool_max_bytes": (1024, 16 * 1024 * _MIB),
     "max_peer_connections": (1, 4096),
     "max_api_connections": (1, 65_536),
+    "max_api_writes": (1, 65_536),
     "peer_send_queue": (1, 1_000_000),
     "gossip_seen_cache": (16, 10_000_000),
 }
@@ -369,12 +373,15 @@ def render_default_config(
         f"mempool_max_entries = {limits.mempool_max_entries}",
         f"mempool_max_bytes = {limits.mempool_max_bytes}",
         f"max_peer_connections = {limits.max_peer_connections}",
-        f"max_api_connections = {limits.max_api_connections}",
+        f"max_api_connections = {limits.max_api_connections}     # API reads served at once",
+        f"max_api_writes = {limits.max_api_writes}           # API writes (POST) at once",
         f"peer_send_queue = {limits.peer_send_queue}          # frames queued per peer",
         f"gossip_seen_cache = {limits.gossip_seen_cache}      # message hashes remembered",
         "",
         "[timeouts]",
-        "# Consensus step timeouts grow with the round: base + round * delta (ms).",
+        "# Consensus step timeouts grow with the round: base + round * delta (ms);",
+        "# request_head_ms / request_body_ms: the time a client has to send its request's",
+        "# headers / body before the connection is closed.",
         *(f"{f.name} = {getattr(timeouts, f.name)}" for f in fields(Timeouts)),
         "",
         "[log]",

@@ -156,10 +156,20 @@ class Node:
             api_token=token,
             max_request_bytes=config.limits.max_request_bytes,
             max_in_flight=config.limits.max_api_connections,
+            max_writes=config.limits.max_api_writes,
+            body_timeout_s=config.timeouts.request_body_ms / 1000,
             observer=self.metrics,
         )
         self.peers.attach(app)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_STEP_S / 2)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_STEP_S / 2,
+            # aiohttp closes a connection whose request line and headers are not all in
+            # after this (its keep-alive timer runs from the connection's first byte):
+            # a client sending headers a byte at a time cannot hold a socket for ever.
+            keepalive_timeout=config.timeouts.request_head_ms / 1000,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.listen_host, config.listen_port)
         await site.start()

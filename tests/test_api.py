@@ -30,6 +30,8 @@ MAX_REQUEST_BYTES = 8192
 MAX_ENTRIES_PER_REQUEST = 5
 MEMPOOL_MAX_ENTRIES = 12
 MAX_API_CONNECTIONS = 3
+REQUEST_HEAD_MS = 1500
+REQUEST_BODY_MS = 5000
 HOLDER_AT_LIMIT = 48
 CHAIN = "customs-api-1"
 _serial = iter(range(1, 1_000_000))
@@ -63,6 +65,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "max_entries_per_request": MAX_ENTRIES_PER_REQUEST,
             "mempool_max_entries": MEMPOOL_MAX_ENTRIES,
             "max_api_connections": MAX_API_CONNECTIONS,
+            "max_api_writes": MAX_API_CONNECTIONS,
+            "request_head_ms": REQUEST_HEAD_MS,
+            "request_body_ms": REQUEST_BODY_MS,
         },
     ) as running:
         running.start("CN")
@@ -363,21 +368,57 @@ def held_request(node: NodeProcess) -> socket.socket:
     return sock
 
 
-def test_max_api_connections_at_the_limit_served_past_it_503(
-    node: NodeProcess, cluster: Cluster
+def test_max_api_writes_at_the_limit_served_past_it_503_and_reads_still_answered(
+    node: NodeProcess, cluster: Cluster, key: SigningKey
 ) -> None:
     held = [held_request(node) for _ in range(MAX_API_CONNECTIONS)]
     try:
-        # With the limit in progress, the next request is refused at once, not queued.
-        cluster.wait_until(lambda: node.get("/v1/status").status == 503, what="a 503")
-        error(node.get("/v1/status"), 503, "busy")
+        # With the write budget in use, the next write is refused at once, not queued...
+        entry = cert_entry(key).to_json()
+        cluster.wait_until(
+            lambda: node.post("/v1/entries", entry).status == 503, what="a 503 to a write"
+        )
+        error(node.post("/v1/entries", entry), 503, "busy")
+        # ...and reads have a budget of their own: slow uploads cannot deny them.
+        assert node.get("/v1/status").status == 200
         held[0].sendall(b"]")  # the first held request completes (an empty list: 400)
         assert held[0].recv(4096).startswith(b"HTTP/1.1 400 ")
         # Two still in progress: one more makes the limit, and is served.
-        cluster.wait_until(lambda: node.get("/v1/status").status == 200, what="served again")
+        cluster.wait_until(
+            lambda: node.post("/v1/entries", []).status == 400, what="a write served again"
+        )
     finally:
         for sock in held:
             sock.close()
+
+
+def test_headers_sent_too_slowly_close_the_connection(node: NodeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+        sock.sendall(b"GET /v1/status HTTP/1.1\r\nHost: node\r\n")
+        closed = False
+        for n in range(40):  # a header byte every 0.25 s: 10 s at most
+            try:
+                sock.sendall(b"X"[:1] if n else b"X-Slow: ")
+                sock.settimeout(0.25)
+                closed = sock.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+            if closed:
+                break
+    assert closed, "the node kept a connection whose headers never ended"
+
+
+def test_a_body_sent_too_slowly_is_408(node: NodeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", node.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST /v1/entries HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {node.token}"
+            "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[".encode()
+        )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+    assert b'"timeout"' in answer
     assert node.status() is not None
 
 
