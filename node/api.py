@@ -72,6 +72,12 @@ class NodeService(Protocol):
     def metrics(self) -> tuple[bytes, str]:
         """Prometheus exposition bytes and their content type."""
 
+    def genesis_bytes(self) -> bytes:
+        """The genesis file exactly as this node read it."""
+
+    def readiness(self) -> str | None:
+        """None when synced and in consensus, else the reason it is not."""
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -110,6 +116,9 @@ def build_app(
             web.get("/v1/consistency", routes.get_consistency),
             web.get("/v1/status", routes.get_status),
             web.get("/metrics", routes.get_metrics),
+            web.get("/v1/genesis", routes.get_genesis),
+            web.get("/healthz", routes.get_health),
+            web.get("/readyz", routes.get_ready),
         ]
     )
     return app
@@ -331,6 +340,18 @@ class _Routes:
 
     async def get_status(self, request: web.Request) -> web.Response:
         return web.json_response(self.service.status())
+
+    async def get_genesis(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.service.genesis_bytes(), content_type="application/json")
+
+    async def get_health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def get_ready(self, request: web.Request) -> web.Response:
+        reason = self.service.readiness()
+        if reason is not None:
+            raise ApiError(503, "not_ready", reason)
+        return web.json_response({"status": "ready"})
 
     async def get_metrics(self, request: web.Request) -> web.Response:
         data, content_type = self.service.metrics()

@@ -30,6 +30,7 @@ MAX_HISTORY = 1000
 class Service:
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._genesis_bytes: bytes | None = None
 
     @property
     def max_entry_bytes(self) -> int:
@@ -152,6 +153,31 @@ class Service:
             "mempool": len(node.mempool),
             "syncing": node.sync.syncing,
         }
+
+    def genesis_bytes(self) -> bytes:
+        # The file as the operator wrote it, so a verifier can fetch it and compare its
+        # SHA-256 with the one it was given; read once, it never changes while running.
+        if self._genesis_bytes is None:
+            self._genesis_bytes = self.node.config.genesis_file.read_bytes()
+        return self._genesis_bytes
+
+    def readiness(self) -> str | None:
+        """None when the node is synced and hears enough of the network to take part;
+        otherwise why not."""
+        node = self.node
+        if node.sync.syncing:
+            return "catching up with the network"
+        validators = node.genesis.validators
+        connected = set(node.peers.connected())
+        if validators.index_of(node.member_id) is not None:
+            heard = len(connected & set(validators.ids)) + 1
+            if heard < validators.quorum:
+                return (
+                    f"hears {heard} of {validators.n} validators, a quorum is {validators.quorum}"
+                )
+        elif not connected:
+            return "no peer connected"
+        return None
 
     def metrics(self) -> tuple[bytes, str]:
         node = self.node

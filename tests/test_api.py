@@ -576,3 +576,16 @@ def test_refusals_at_the_api_are_counted(node: NodeProcess, key: SigningKey) -> 
     error(node.get("/v1/blocks/999999"), 404, "not_found")
     after = [_metric(node, m) for m in (bad_sig, unauthorized, not_found)]
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+
+
+def test_genesis_exact_bytes_health_and_readiness(node: NodeProcess, cluster: Cluster) -> None:
+    import hashlib
+
+    reply = node.get("/v1/genesis")
+    assert reply.status == 200
+    assert reply.body == (node.root / "genesis.json").read_bytes()
+    assert Genesis.from_json_bytes(reply.body).hash_hex == cluster.genesis.hash_hex
+    assert hashlib.sha256(reply.body).hexdigest()  # what an official pins
+    assert node.get("/healthz").json() == {"status": "ok"}
+    # The only validator hears a quorum (itself) and is not syncing.
+    assert node.get("/readyz").json() == {"status": "ready"}

@@ -423,8 +423,13 @@ def test_offline_with_every_node_stopped(
     bundle = tmp_path / "proof.clb"
     code, out, _ = official.run("proof", cert, "-o", bundle)
     assert code == 0 and "saved" in out
-    for member in IDS:
+    for member in IDS[1:]:
         cluster.stop(member)
+    # CN alone hears 1 of 4 validators: alive, not ready (for an orchestrator).
+    assert cluster["CN"].get("/healthz").status == 200
+    cluster.wait_until(lambda: cluster["CN"].get("/readyz").status == 503, what="not ready")
+    assert "hears 1 of 4 validators" in cluster["CN"].get("/readyz").json()["message"]
+    cluster.stop("CN")
     code, document = official.json("verify", cert)
     assert code == 4 and "no node answered" in document["error"]["message"]
     assert verdict(official, cert, "--bundle", bundle) == (0, "IN_FORCE")
