@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop(args.stop)
     started = time.monotonic()
     say = Narrator(plain=args.plain, verbose=args.verbose, total_steps=STEPS)
+    # Installed explicitly: a shell starts background jobs with SIGINT ignored, and the
+    # nodes must still be stopped when such a run is interrupted.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_signal)
     try:
@@ -109,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StepFailed, NetworkError) as exc:
         say.failure(str(exc))
     except (KeyboardInterrupt, _Terminated) as exc:
-        say.failure(f"interrupted ({exc or 'SIGINT'}); stopping every node")
+        say.failure(f"interrupted ({str(exc) or 'SIGINT'}); stopping every node")
     finally:
         if passed and args.keep:
             net.start()  # step 7 stopped the network; --keep wants it running to explore
@@ -118,9 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             net.close()
     if passed and args.keep:
         explore(say, net, data)
-    elif passed and args.data_dir is None:
+    elif args.data_dir is None:
         shutil.rmtree(data, ignore_errors=True)
-    elif not passed:
+        if not passed:
+            print("run with --data-dir DIR to keep the nodes' logs", file=sys.stderr)
+    else:
         print(f"node logs: {net.root}/<ID>/node.log", file=sys.stderr)
     return 0 if passed else 1
 
@@ -151,6 +156,7 @@ def explore(say: Narrator, net: DemoNetwork, data: Path) -> None:
         f"node logs: {net.root}/<ID>/node.log; write tokens: {net.root}/<ID>/api.token",
         f"Stop it: {sys.executable} {SCRIPTS / 'demo.py'} --stop {data}",
     ]
+    say.blank()
     for line in lines:
         say.say(line)
 

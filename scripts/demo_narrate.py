@@ -42,6 +42,9 @@ class Narrator:
         heading = f"[{number}/{self.total}] {title}"
         self._print(heading, f"[bold cyan]{escape(heading)}[/]")
 
+    def blank(self) -> None:
+        self._print("")
+
     def say(self, text: str) -> None:
         """Who acts and what they send."""
         self._print(f"  {text}", f"  {escape(text)}")
