@@ -353,9 +353,8 @@ class Scenario:
         target = max(others.values())
         started = time.monotonic()
         self.net.start(["SG"])
-        restarted_at = self.net["SG"].height()
+        self.say.say(f"SG restarts from its store at height {self.net['SG'].height()}")
         self.net.wait_until(lambda: self.net["SG"].height() >= target, f"SG to reach {target}", 30)
-        self.say.say(f"SG restarts from its store at height {restarted_at}")
         self.say.answer(
             f"SG caught up to height {self.net['SG'].height()} (past {target}) in "
             f"{time.monotonic() - started:.1f} s"
@@ -439,8 +438,9 @@ class Scenario:
         doc = self.final_heads
         node = doc["nodes"][0]
         self.say.say(
-            f"all {len(doc['nodes'])} nodes at height {node['height']}, head "
-            f"{_short(node['head_hash'])} (ledger log: {doc['head']['log_size']} entries)"
+            f"before the stop, customs status saw all {len(doc['nodes'])} nodes at height "
+            f"{node['height']} with one head {_short(node['head_hash'])} "
+            f"(ledger log: {doc['head']['log_size']} entries)"
         )
         self.say.say(f"customs calls made: {self.customs.calls}, every outcome as expected")
         elapsed = time.monotonic() - started
