@@ -15,6 +15,7 @@ import os
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,11 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         say.failure(str(exc))
     except (KeyboardInterrupt, _Terminated) as exc:
         say.failure(f"interrupted ({str(exc) or 'SIGINT'}); stopping every node")
+    except (OSError, subprocess.SubprocessError, LookupError, ValueError) as exc:
+        # Unexpected answers (a missing JSON field, a call that hangs) still name the step.
+        say.failure(f"{type(exc).__name__}: {exc}")
     finally:
-        if passed and args.keep:
-            net.start()  # step 7 stopped the network; --keep wants it running to explore
-            net.detach()
-        else:
+        passed = passed and (not args.keep or keep_running(net, say))
+        if not (passed and args.keep):
             net.close()
     if passed and args.keep:
         explore(say, net, data)
@@ -125,9 +127,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(data, ignore_errors=True)
         if not passed:
             print("run with --data-dir DIR to keep the nodes' logs", file=sys.stderr)
-    else:
+    elif not passed:
         print(f"node logs: {net.root}/<ID>/node.log", file=sys.stderr)
     return 0 if passed else 1
+
+
+def keep_running(net: DemoNetwork, say: Narrator) -> bool:
+    """Step 7 stopped the network; ``--keep`` wants it running to explore."""
+    try:
+        net.start()
+    except NetworkError as exc:
+        say.failure(f"--keep: restarting the network: {exc}")
+        return False
+    net.detach()
+    return True
 
 
 def run_scenario(scenario: Scenario, base_port: int | None, started: float) -> None:
