@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest pytest-interpreted native bench lock clean
+.PHONY: test demo lint typecheck pytest pytest-interpreted native bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ pytest-interpreted: $(STAMP)
 	cd $(INTERPRETED) && PYTHONPATH=$(CURDIR)/$(INTERPRETED) $(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest pytest-interpreted
+
+# The README's first command: the whole mission on a local five-node network, checked
+# step by step (docs/demo.md). Options go through ARGS: make demo ARGS="--keep --verbose".
+demo: native
+	$(BIN)/python scripts/demo.py $(ARGS)
 
 bench: native
 	$(BIN)/python scripts/bench.py core
