@@ -345,6 +345,13 @@ def test_an_older_bundle_after_a_newer_one_is_a_rollback(
     code, document = verify(capsys, world, "issued", "CO-CN-2026-000123", state=state)
     assert code == 3 and document["error"]["check"] == "rollback"
     assert "older than" in document["error"]["message"]
+    # Asked about a moment it covers, the older bundle still answers in full.
+    issued = world["times"]["issued"]
+    code, document = verify(
+        capsys, world, "issued", "CO-CN-2026-000123", "--at", str(issued), state=state
+    )
+    assert (code, document["verdict"]) == (0, "IN_FORCE")
+    assert any("older than the remembered" in w for w in document["proof"]["warnings"])
     # Another official's laptop (a fresh state) has no memory and accepts it.
     assert verify(capsys, world, "issued", "CO-CN-2026-000123")[0] == 0
 

@@ -61,7 +61,7 @@ def test_the_demo_passes_end_to_end_and_leaves_nothing_running(tmp_path: Path) -
     out = done.stdout
     for line in (
         "5 nodes reachable, 4 validators (CN, DE, NL, SG)",
-        "IN FORCE — origin certificate",
+        "IN FORCE — certificate of origin",
         "recognised by Dutch Customs (NL) and German Customs (DE)",
         "customs history: 6CN-SHA-",
         "REVOKED on ",

@@ -48,12 +48,17 @@ def reconcile(
     now: int,
     max_age_ms: int | None,
     warnings: Sequence[str] = (),
+    as_of: int | None = None,
 ) -> Proven:
     """One head out of the verified ``heads`` (node, head), checked against each other,
     the checkpoint and ``max_age_ms``; the checkpoint advances to it when proven.
 
     ``prove`` is None offline: a head newer than the checkpoint then advances it with a
-    warning that its log extension could not be proven without a node."""
+    warning that its log extension could not be proven without a node.
+
+    ``as_of`` is the moment a question is about (``--at``): a head older than the
+    checkpoint is a rollback, since it may hide what came after it, unless the question
+    is about a moment not after that head's time, which it answers in full."""
     ordered = sorted(heads, key=lambda item: item[1].height, reverse=True)
     best_node, best = ordered[0]
     notes = list(warnings)
@@ -72,6 +77,11 @@ def reconcile(
                 f"offline: {best.describe()} is newer than the remembered "
                 f"{remembered.describe()}; that its log extends the remembered one is not "
                 "proven offline (sound while at most f validators are faulty)"
+            )
+        elif remembered.height > best.height and as_of is not None and as_of <= best.time:
+            notes.append(
+                f"{best.describe()} is older than the remembered {remembered.describe()}; "
+                "it answers only for a moment up to its own time, which is what --at asks"
             )
         else:
             _check_against(remembered, best, best_node, prove)

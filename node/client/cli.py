@@ -181,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report_error(exc: ClientError, args: argparse.Namespace | None) -> None:
     if args is not None and getattr(args, "json", False):
-        error: dict[str, Any] = {"exit_code": exc.exit_code, "message": exc.message}
+        # The check or code has its own field; the message is the reason alone.
+        message = getattr(exc, "reason", exc.message)
+        error: dict[str, Any] = {"exit_code": exc.exit_code, "message": message}
         check = getattr(exc, "check", None) or getattr(exc, "code", None)
         if check is not None:
             error["check"] = check

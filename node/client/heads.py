@@ -120,7 +120,13 @@ def check_extends(older: Head, newer: Head, proof: Sequence[bytes] | None) -> No
     ``proof`` is the consistency proof from ``older.log_size`` to ``newer.log_size``
     (None when the heads have the same height, where only identity is acceptable)."""
     if newer.height < older.height:
-        raise VerificationFailed("rollback", f"{newer.describe()} is older than {older.describe()}")
+        raise VerificationFailed(
+            "rollback",
+            f"{newer.describe()} is older than {older.describe()}, the newest head this "
+            "client verified: it may hide later entries such as a revocation (ask a node, "
+            "or save a fresh bundle with customs proof; --at a moment up to its time is "
+            "still answered)",
+        )
     if newer.height == older.height:
         if newer.hash != older.hash:
             raise VerificationFailed(

@@ -82,12 +82,12 @@ class Reader:
         self.nodes = nodes
         self.bundle_path = bundle_path
 
-    def obtain(self, subjects: Sequence[str]) -> Obtained:
+    def obtain(self, subjects: Sequence[str], *, as_of: int | None = None) -> Obtained:
         if self.bundle_path is not None:
-            return self._from_file(self.bundle_path, subjects)
-        return self._from_nodes(subjects)
+            return self._from_file(self.bundle_path, subjects, as_of)
+        return self._from_nodes(subjects, as_of)
 
-    def _from_file(self, path: Path, subjects: Sequence[str]) -> Obtained:
+    def _from_file(self, path: Path, subjects: Sequence[str], as_of: int | None) -> Obtained:
         data = read_bundle_file(path)
         bundle = check_bundle(data, self.genesis, str(path))
         head = Head.of(bundle.header, bundle.signers)
@@ -97,10 +97,11 @@ class Reader:
             prove=None,
             now=self.now,
             max_age_ms=self.max_age_ms,
+            as_of=as_of,
         )
         return Obtained(bundle, data, proven)
 
-    def _from_nodes(self, subjects: Sequence[str]) -> Obtained:
+    def _from_nodes(self, subjects: Sequence[str], as_of: int | None) -> Obtained:
         # Imported here: the offline path loads no network code at all.
         from node.client.gather import fetch_bundles, prover
         from node.client.transport import NodeClient
@@ -114,6 +115,7 @@ class Reader:
             now=self.now,
             max_age_ms=self.max_age_ms,
             warnings=warnings,
+            as_of=as_of,
         )
         best = next(a for a in answers if a.node == proven.node)
         return Obtained(best.bundle, best.data, proven)
@@ -125,7 +127,7 @@ class Reader:
     ) -> tuple[CertificateVerdict, Obtained]:
         subject = cert_subject(cert_id)
         contents = read_document(document) if document is not None else None
-        obtained = self.obtain([subject])
+        obtained = self.obtain([subject], as_of=at)
         history = _history(obtained.bundle, subject, self.bundle_path)
         moment = self.now if at is None else at
         verdict = judge_certificate(self.genesis, history, at=moment, document=contents)

@@ -32,6 +32,14 @@ __all__ = [
 ]
 
 IN_FORCE = "IN_FORCE"
+# What an official calls each certificate type (docs/entries.md's ``type`` values).
+TYPE_NAMES = {
+    "origin": "certificate of origin",
+    "phytosanitary": "phytosanitary certificate",
+    "veterinary": "veterinary certificate",
+    "aeo": "AEO authorisation",
+    "export_licence": "export licence",
+}
 NOT_IN_FORCE = frozenset(
     {"REVOKED", "SUSPENDED", "EXPIRED", "NOT_YET_VALID", "UNKNOWN", "DOCUMENT_MISMATCH"}
 )
@@ -88,7 +96,8 @@ def _details(body: Mapping[str, Any], kind: str) -> str:
         route = body["origin"]
         if "hs_codes" in body:
             route += f" to {body['destination']}, HS {' '.join(body['hs_codes'])}"
-        return f"issued {body['type']} certificate to {body['holder']}, {route}"
+        name = TYPE_NAMES.get(body["type"], body["type"])
+        return f"issued {name} to {body['holder']}, {route}"
     if kind == "cert.amend":
         return f"amended {', '.join(sorted(body['changes']))}: {body['reason']}"
     if kind in ("cert.suspend", "cert.reinstate", "cert.revoke"):
@@ -179,7 +188,8 @@ def _status(
     reason = not_in_force_reason(record, at)
     if reason is None:
         until = format_time(record["valid_until"])
-        return IN_FORCE, f"IN FORCE — {record['type']} certificate, valid until {until}"
+        name = TYPE_NAMES.get(record["type"], record["type"])
+        return IN_FORCE, f"IN FORCE — {name}, valid until {until}"
     if at < record["valid_from"]:
         return "NOT_YET_VALID", f"NOT YET VALID — valid from {format_time(record['valid_from'])}"
     return "EXPIRED", f"EXPIRED on {format_time(record['valid_until'])}"
