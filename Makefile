@@ -1,4 +1,4 @@
-# The two quickstart commands (`make test`, later `make demo`) must work on a fresh
+# The two quickstart commands (`make demo`, `make test`) must work on a fresh
 # machine with only python3 and make: every target creates or reuses .venv itself.
 PYTHON ?= python3
 VENV := .venv
