@@ -40,7 +40,6 @@ from node.consensus import (
     SignedProposal,
     SignedVote,
     SigningState,
-    TimeoutConfig,
     decode_message,
 )
 from node.mempool import DuplicateEntry, Mempool, MempoolError, MempoolFull
@@ -123,17 +122,11 @@ class Node:
         raw = self.store.get_raw(SIGNING_STATE_KEY)
         restored = SigningState.decode(raw) if raw is not None else None
         is_validator = self.genesis.validators.index_of(self.member_id) is not None
-        t = config.timeouts
         core = ConsensusCore(
             self.genesis.chain_id,
             self.member_id,
             self.key if is_validator else None,
-            timeouts=TimeoutConfig(
-                propose_ms=t.propose_ms,
-                prevote_ms=t.prevote_ms,
-                precommit_ms=t.precommit_ms,
-                delta_ms=t.propose_delta_ms,
-            ),
+            timeouts=config.timeouts.consensus(),
             restored=restored,
         )
         # Subscribed last (see Chain.subscribe): consensus moves on after the bookkeeping.
