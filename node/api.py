@@ -23,7 +23,6 @@ __all__ = ["ApiError", "NodeService", "build_app"]
 
 log = logging.getLogger("customs.api")
 
-MAX_ENTRIES_PER_POST = 1000
 MAX_SUBJECTS_PER_PROOF = 32
 
 
@@ -80,15 +79,17 @@ def build_app(
     *,
     api_token: str,
     max_request_bytes: int,
+    max_entries_per_request: int,
     max_in_flight: int | None = None,
 ) -> web.Application:
-    """The API; ``max_in_flight`` bounds API requests served at once (node.toml's
-    ``max_api_connections``): past it a request gets 503 ``busy`` at once."""
+    """The API; ``max_entries_per_request`` bounds one POST /v1/entries (node.toml's, past
+    it HTTP 400 ``too_large``), ``max_in_flight`` bounds API requests served at once
+    (node.toml's ``max_api_connections``): past it a request gets 503 ``busy`` at once."""
     middlewares = [_error_middleware]
     if max_in_flight is not None:
         middlewares.append(_InFlightLimit(max_in_flight).middleware)
     app = web.Application(client_max_size=max_request_bytes, middlewares=middlewares)
-    routes = _Routes(service, api_token, max_request_bytes)
+    routes = _Routes(service, api_token, max_request_bytes, max_entries_per_request)
     app.add_routes(
         [
             web.post("/v1/entries", routes.post_entries),
@@ -152,10 +153,17 @@ class _InFlightLimit:
 
 
 class _Routes:
-    def __init__(self, service: NodeService, api_token: str, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        service: NodeService,
+        api_token: str,
+        max_request_bytes: int,
+        max_entries_per_request: int,
+    ) -> None:
         self.service = service
         self.token = api_token.encode()
         self.max_request_bytes = max_request_bytes
+        self.max_entries_per_request = max_entries_per_request
 
     def _authorize(self, request: web.Request) -> None:
         header = request.headers.get("Authorization", "")
@@ -179,8 +187,12 @@ class _Routes:
         self._authorize(request)
         body = await self._json_body(request)
         items = body if isinstance(body, list) else [body]
-        if not items or len(items) > MAX_ENTRIES_PER_POST:
-            raise ApiError(400, "malformed", f"send 1..{MAX_ENTRIES_PER_POST} entries")
+        if not items:
+            raise ApiError(400, "malformed", "send at least one entry")
+        # Counted before any entry is decoded, so an oversize batch costs no signature check.
+        limit = self.max_entries_per_request
+        if len(items) > limit:
+            raise ApiError(400, "too_large", f"at most {limit} entries per request")
         entries = []
         for i, item in enumerate(items):
             try:

@@ -146,6 +146,7 @@ class Node:
             self.service,
             api_token=token,
             max_request_bytes=config.limits.max_request_bytes,
+            max_entries_per_request=config.limits.max_entries_per_request,
             max_in_flight=config.limits.max_api_connections,
         )
         self.peers.attach(app)

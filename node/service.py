@@ -36,9 +36,6 @@ class Service:
         return self.node.genesis.params.max_entry_bytes
 
     async def submit_entries(self, entries: Sequence[SignedEntry]) -> list[str]:
-        limit = self.node.config.limits.max_entries_per_request
-        if len(entries) > limit:
-            raise ApiError(400, "too_large", f"at most {limit} entries per request")
         checked = []
         for i, entry in enumerate(entries):
             try:
