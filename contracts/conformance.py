@@ -24,6 +24,7 @@ from pathlib import Path
 
 from contracts.executor import BlockResult
 from contracts.runner import Sink, run_vector
+from contracts.state import LedgerState
 from contracts.vectors import MAX_VECTOR_BYTES, Vector, VectorError, parse_vector, seed_key
 from ledger.block import PRECOMMIT, Commit, Vote, commit_signatures
 from ledger.chain import build_header, commit_staged, links, stage
@@ -67,25 +68,12 @@ GENESIS_FILE = "genesis.json"
 LEDGER_DIR = "ledger"
 
 
-class _StoreState:
-    """The contracts' state reader over the live store (committed between steps)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._store.get_raw(key)
-
-    def entry_committed(self, entry_id: bytes) -> bool:
-        return self._store.has_entry(entry_id)
-
-
 class StoreSink:
     def __init__(self, store: Store, genesis: Genesis, keys: Sequence[tuple[str, SigningKey]]):
         self._store = store
         self._genesis = genesis
         self._keys = keys
-        self._state = _StoreState(store)
+        self._state = LedgerState(store)
 
     @classmethod
     def create(cls, directory: Path, vector: Vector) -> StoreSink:
@@ -104,7 +92,7 @@ class StoreSink:
         return cls(store, genesis, keys)
 
     @property
-    def state(self) -> _StoreState:
+    def state(self) -> LedgerState:
         return self._state
 
     def commit(self, block_time: int, wires: Sequence[bytes], result: BlockResult) -> None:

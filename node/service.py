@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import contracts
-from contracts import Rejection
+from contracts import LedgerState, Rejection
 from ledger.block import Block, Commit, Header
 from ledger.bundle import BundleError, build_bundle
 from ledger.codec import encode
@@ -15,7 +15,6 @@ from ledger.entry import Entry, SignedEntry, decode_wire
 from ledger.errors import EntryError
 from ledger.store import StoreView
 from node.api import ApiError
-from node.blocks import SnapshotState
 from node.mempool import MempoolFull
 from node.runtime import now_ms
 
@@ -90,7 +89,7 @@ class Service:
 
     def _record(self, subject: str, read: Any) -> dict[str, Any] | None:
         with self.node.store.snapshot() as view:
-            state = read(SnapshotState(view))
+            state = read(LedgerState(view))
             if state is None:
                 return None
             return {

@@ -23,7 +23,7 @@ from contracts import (
 from contracts.kinds import KINDS
 from contracts.samples import cert_issue, declare, event
 from contracts.sandbox import GENESIS_TIME, Sandbox
-from contracts.state import PREFIX
+from contracts.state import PREFIX, LedgerState
 from contracts.vectors import seed_key
 from ledger.codec import CodecError, decode, encode
 from ledger.entry import Entry, SignedEntry
@@ -273,19 +273,8 @@ def test_executor_over_a_real_leveldb_store(tmp_path: Path) -> None:
     genesis = box.genesis
     keys = [(m.id, seed_key(m.id)) for m in genesis.validators.members]
 
-    class StoreState:
-        def __init__(self, store: Any) -> None:
-            self.store = store
-
-        def get(self, key: bytes) -> bytes | None:
-            value: bytes | None = self.store.get_raw(key)
-            return value
-
-        def entry_committed(self, entry_id: bytes) -> bool:
-            return bool(self.store.has_entry(entry_id))
-
     def commit(store: Any, entries: list[Any], time: int) -> Any:
-        result = execute_block(StoreState(store), genesis, time, entries)
+        result = execute_block(LedgerState(store), genesis, time, entries)
         height = store.height + 1
         staged = chain.stage(
             store, height, [(a.entry, a.subjects) for a in result.accepted], result.writes
@@ -319,7 +308,7 @@ def test_executor_over_a_real_leveldb_store(tmp_path: Path) -> None:
         assert [r.code for r in second.rejected] == ["duplicate"]
         assert len(second.accepted) == 1
     with store_module.Store.open(tmp_path / "ledger", genesis) as reopened:
-        record = certificate(StoreState(reopened), "CO-1")
+        record = certificate(LedgerState(reopened), "CO-1")
         assert record is not None and record["status"] == "active"
         assert reopened.subject_count("cert/CO-1") == 2  # issued, then cited
 
