@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from contracts import LedgerState, execute_block
-from contracts.samples import cert_issue, declare, event
-from contracts.sandbox import GENESIS_TIME, sandbox_genesis
 from ledger.codec import encode
 from ledger.genesis import Genesis
 from ledger.store import Store
+from tests.samples import cert_issue, declare, event
+from tests.sandbox import GENESIS_TIME, sandbox_genesis
 
 TARGETS: dict[str, tuple[str, float] | tuple[str, float, str]] = {
     "contract_check_per_s": (">=", 20_000.0),

@@ -18,9 +18,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from contracts import samples
 from ledger.genesis import Genesis
 from node.client.cli import main
+from tests import samples
 from tests.local_chain import DAY_MS, LocalChain, customs_genesis
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from contracts import samples
 from ledger.block import PREVOTE, Block, Commit, Proposal, Vote
 from ledger.codec import encode
 from ledger.entry import Entry, SignedEntry
@@ -31,6 +30,7 @@ from node.daemon import Node
 from node.files import load_genesis, load_key
 from node.runtime import MAX_CACHED_BLOCKS, ConsensusHost
 from node.wire import encode_block_request, encode_entries, encode_proposal_package
+from tests import samples
 from tests.cluster import Cluster, http
 from tests.factories import stub_header
 
