@@ -26,8 +26,7 @@ from contracts.executor import BlockResult
 from contracts.runner import Sink, run_vector
 from contracts.state import LedgerState
 from contracts.vectors import MAX_VECTOR_BYTES, Vector, VectorError, parse_vector, seed_key
-from ledger.block import PRECOMMIT, Commit, Vote, commit_signatures
-from ledger.chain import build_header, commit_staged, links, stage
+from ledger.chain import append_signed
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
@@ -98,25 +97,10 @@ class StoreSink:
     def commit(self, block_time: int, wires: Sequence[bytes], result: BlockResult) -> None:
         if not result.accepted:
             return
-        store, genesis = self._store, self._genesis
-        height = store.height + 1
         accepted = [(a.entry, a.subjects) for a in result.accepted]
-        staged = stage(store, height, accepted, result.writes)
-        prev, last_commit = links(store)
-        header = build_header(
-            staged,
-            chain=genesis.chain_id,
-            time=block_time,
-            prev=prev,
-            proposer=genesis.validators.proposer(height, 0),
-            validators=genesis.validators.hash(),
-            last_commit=last_commit,
+        append_signed(
+            self._store, self._genesis, accepted, result.writes, time=block_time, signers=self._keys
         )
-        block_hash = header.hash()
-        vote = Vote(PRECOMMIT, height, 0, block_hash)
-        signatures = commit_signatures(self._keys, vote, genesis.chain_id)
-        commit = Commit.from_precommits(height, 0, block_hash, signatures)
-        commit_staged(store, staged, staged.block(header), commit)
 
     def close(self) -> None:
         self._store.close()

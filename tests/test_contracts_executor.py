@@ -267,33 +267,14 @@ def _all_ids() -> _Everything:
 
 
 def test_executor_over_a_real_leveldb_store(tmp_path: Path) -> None:
-    from ledger.block import PRECOMMIT, Commit, Vote, commit_signatures
-
     box = Sandbox()
     genesis = box.genesis
     keys = [(m.id, member_key(m.id)) for m in genesis.validators.members]
 
     def commit(store: Any, entries: list[Any], time: int) -> Any:
         result = execute_block(LedgerState(store), genesis, time, entries)
-        height = store.height + 1
-        staged = chain.stage(
-            store, height, [(a.entry, a.subjects) for a in result.accepted], result.writes
-        )
-        prev, last = chain.links(store)
-        header = chain.build_header(
-            staged,
-            chain=genesis.chain_id,
-            time=time,
-            prev=prev,
-            proposer=genesis.validators.proposer(height, 0),
-            validators=genesis.validators.hash(),
-            last_commit=last,
-        )
-        vote = Vote(PRECOMMIT, height, 0, header.hash())
-        signed = Commit.from_precommits(
-            height, 0, header.hash(), commit_signatures(keys, vote, genesis.chain_id)
-        )
-        chain.commit_staged(store, staged, staged.block(header), signed)
+        accepted = [(a.entry, a.subjects) for a in result.accepted]
+        chain.append_signed(store, genesis, accepted, result.writes, time=time, signers=keys)
         return result
 
     issue = box.sign("CN", "cert.issue", cert_issue("CO-1"))
