@@ -15,7 +15,6 @@ import gc
 import logging
 import os
 import signal
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
@@ -102,7 +101,6 @@ class Node:
         self._outbox: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
-        self.started_at = time.monotonic()
         self.fatal = asyncio.Event()
         self.failure: BaseException | None = None
 
