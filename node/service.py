@@ -19,7 +19,7 @@ from node.mempool import MempoolFull
 from node.runtime import now_ms
 
 if TYPE_CHECKING:
-    from node.daemon import Node
+    from node.parts import ServiceNode
 
 __all__ = ["Service", "block_json", "header_json"]
 
@@ -27,7 +27,7 @@ MAX_HISTORY = 1000
 
 
 class Service:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServiceNode) -> None:
         self.node = node
 
     @property
