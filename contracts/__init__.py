@@ -5,6 +5,7 @@ Public API:
     check_entry_stateless(wire, genesis, *, verify_signature=True) -> SignedEntry
     execute_block(state, genesis, block_time, entries, *, verified=frozenset()) -> BlockResult
     certificate(state, cert_id) -> dict | None;  shipment(state, ucr) -> dict | None
+    LedgerState(store or snapshot) -> the StateReader over a ledger store
     Rejection(code, message)
 """
 
@@ -17,13 +18,21 @@ from contracts.executor import (
     execute_block,
     subjects_of,
 )
-from contracts.state import PREFIX, MemoryState, StateReader, certificate, shipment
+from contracts.state import (
+    PREFIX,
+    LedgerState,
+    MemoryState,
+    StateReader,
+    certificate,
+    shipment,
+)
 
 __all__ = [
     "CODES",
     "PREFIX",
     "AcceptedEntry",
     "BlockResult",
+    "LedgerState",
     "MemoryState",
     "RejectedEntry",
     "Rejection",

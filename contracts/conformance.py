@@ -24,9 +24,9 @@ from pathlib import Path
 
 from contracts.executor import BlockResult
 from contracts.runner import Sink, run_vector
+from contracts.state import LedgerState
 from contracts.vectors import MAX_VECTOR_BYTES, Vector, VectorError, parse_vector, seed_key
-from ledger.block import PRECOMMIT, Commit, Vote, commit_signatures
-from ledger.chain import build_header, commit_staged, links, stage
+from ledger.chain import append_signed
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
@@ -67,25 +67,12 @@ GENESIS_FILE = "genesis.json"
 LEDGER_DIR = "ledger"
 
 
-class _StoreState:
-    """The contracts' state reader over the live store (committed between steps)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._store.get_raw(key)
-
-    def entry_committed(self, entry_id: bytes) -> bool:
-        return self._store.has_entry(entry_id)
-
-
 class StoreSink:
     def __init__(self, store: Store, genesis: Genesis, keys: Sequence[tuple[str, SigningKey]]):
         self._store = store
         self._genesis = genesis
         self._keys = keys
-        self._state = _StoreState(store)
+        self._state = LedgerState(store)
 
     @classmethod
     def create(cls, directory: Path, vector: Vector) -> StoreSink:
@@ -104,31 +91,16 @@ class StoreSink:
         return cls(store, genesis, keys)
 
     @property
-    def state(self) -> _StoreState:
+    def state(self) -> LedgerState:
         return self._state
 
     def commit(self, block_time: int, wires: Sequence[bytes], result: BlockResult) -> None:
         if not result.accepted:
             return
-        store, genesis = self._store, self._genesis
-        height = store.height + 1
         accepted = [(a.entry, a.subjects) for a in result.accepted]
-        staged = stage(store, height, accepted, result.writes)
-        prev, last_commit = links(store)
-        header = build_header(
-            staged,
-            chain=genesis.chain_id,
-            time=block_time,
-            prev=prev,
-            proposer=genesis.validators.proposer(height, 0),
-            validators=genesis.validators.hash(),
-            last_commit=last_commit,
+        append_signed(
+            self._store, self._genesis, accepted, result.writes, time=block_time, signers=self._keys
         )
-        block_hash = header.hash()
-        vote = Vote(PRECOMMIT, height, 0, block_hash)
-        signatures = commit_signatures(self._keys, vote, genesis.chain_id)
-        commit = Commit.from_precommits(height, 0, block_hash, signatures)
-        commit_staged(store, staged, staged.block(header), commit)
 
     def close(self) -> None:
         self._store.close()

@@ -24,6 +24,8 @@ __all__ = [
     "CERT_PREFIX",
     "PREFIX",
     "SHIPMENT_PREFIX",
+    "LedgerReader",
+    "LedgerState",
     "MemoryState",
     "Overlay",
     "Record",
@@ -47,6 +49,30 @@ class StateReader(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
     def entry_committed(self, entry_id: bytes) -> bool: ...
+
+
+class LedgerReader(Protocol):
+    """What a ledger store and each of its snapshots answer (``Store``, ``StoreView``)."""
+
+    def get_raw(self, key: bytes) -> bytes | None: ...
+
+    def has_entry(self, entry_id: bytes) -> bool: ...
+
+
+class LedgerState:
+    """The contracts' state reader over a ledger store or one snapshot of it: the one
+    adapter the block maker, the conformance runner, tests and benchmarks share."""
+
+    __slots__ = ("_ledger",)
+
+    def __init__(self, ledger: LedgerReader) -> None:
+        self._ledger = ledger
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._ledger.get_raw(key)
+
+    def entry_committed(self, entry_id: bytes) -> bool:
+        return self._ledger.has_entry(entry_id)
 
 
 def cert_key(cert_id: str) -> bytes:

@@ -33,6 +33,7 @@ __all__ = [
     "Header",
     "Proposal",
     "Vote",
+    "sign_commit",
     "verify_commit",
 ]
 
@@ -345,3 +346,18 @@ def commit_signatures(
 ) -> dict[str, bytes]:
     """Sign one precommit with several keys (tests, conformance runner, dev tools)."""
     return {member: vote.sign(key, chain_id) for member, key in keys}
+
+
+def sign_commit(
+    keys: Iterable[tuple[str, SigningKey]],
+    height: int,
+    block_hash: bytes,
+    chain_id: str,
+    round_: int = 0,
+) -> Commit:
+    """A commit whose precommits for ``block_hash`` are signed by each of ``keys``: how a
+    chain is grown without consensus (conformance runner, tests, benchmarks)."""
+    vote = Vote(PRECOMMIT, height, round_, block_hash)
+    return Commit.from_precommits(
+        height, round_, block_hash, commit_signatures(keys, vote, chain_id)
+    )

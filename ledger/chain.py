@@ -10,6 +10,9 @@ path and the conformance runner all call ``stage``; so they compute ``log_root``
     header = build_header(staged, chain=..., time=..., prev=prev, proposer=...,
                           validators=genesis.validators.hash(), last_commit=last_commit)
     commit_staged(store, staged, staged.block(header), commit)
+
+``append_signed`` does all three with a commit signed by keys at hand, for what grows a
+chain without consensus (the conformance runner, tests and benchmarks).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
-from ledger.block import ZERO_HASH, Block, Commit, Header
+from ledger.block import ZERO_HASH, Block, Commit, Header, sign_commit
 from ledger.entry import SignedEntry
 from ledger.errors import LedgerError
+from ledger.genesis import Genesis
 from ledger.history import EMPTY_STATE, SubjectState, subject_key
+from ledger.keys import SigningKey
 from ledger.merkle_log import LogAppend
 from ledger.statemap import PREFIX as STATE_PREFIX
 from ledger.statemap import StateMap
@@ -31,6 +36,7 @@ __all__ = [
     "ChainError",
     "ChainView",
     "StagedBlock",
+    "append_signed",
     "build_header",
     "check_header",
     "commit_staged",
@@ -255,3 +261,37 @@ def commit_staged(store: _Committer, staged: StagedBlock, block: Block, commit: 
         log=staged.log,
         digests=staged.subject_keys,
     )
+
+
+class _Appendable(ChainView, _Committer, Protocol):
+    """A Store: what staging reads and what takes the commit."""
+
+
+def append_signed(
+    store: _Appendable,
+    genesis: Genesis,
+    accepted: Sequence[tuple[SignedEntry, Sequence[str]]],
+    writes: Mapping[bytes, bytes | None],
+    *,
+    time: int,
+    signers: Iterable[tuple[str, SigningKey]],
+) -> Block:
+    """Stage the next block, head it (round 0, its proposer) and commit it under
+    precommits signed by ``signers``; returns the block written."""
+    height = store.height + 1
+    staged = stage(store, height, accepted, writes)
+    prev, last_commit = links(store)
+    header = build_header(
+        staged,
+        chain=genesis.chain_id,
+        time=time,
+        prev=prev,
+        proposer=genesis.validators.proposer(height, 0),
+        validators=genesis.validators.hash(),
+        last_commit=last_commit,
+    )
+    block = staged.block(header)
+    commit_staged(
+        store, staged, block, sign_commit(signers, height, header.hash(), genesis.chain_id)
+    )
+    return block

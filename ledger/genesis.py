@@ -85,9 +85,6 @@ class Member:
     public_key: VerifyKey
     endpoints: tuple[str, ...] = ()
 
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
-
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -24,7 +24,6 @@ __all__ = ["ApiError", "ApiObserver", "NodeService", "build_app"]
 
 log = logging.getLogger("customs.api")
 
-MAX_ENTRIES_PER_POST = 1000
 MAX_SUBJECTS_PER_PROOF = 32
 
 
@@ -87,21 +86,23 @@ def build_app(
     *,
     api_token: str,
     max_request_bytes: int,
+    max_entries_per_request: int,
     max_in_flight: int | None = None,
     max_writes: int | None = None,
     body_timeout_s: float = 30.0,
     observer: ApiObserver | None = None,
 ) -> web.Application:
-    """The API. ``max_in_flight`` bounds the reads served at once and ``max_writes`` the
-    writes (node.toml's ``max_api_connections`` and ``max_api_writes``): past either, a
-    request gets 503 ``busy`` at once. A body not received within ``body_timeout_s`` is
-    408. ``observer`` counts every refusal."""
+    """The API. ``max_entries_per_request`` bounds one POST /v1/entries (node.toml's;
+    past it HTTP 400 ``too_large``). ``max_in_flight`` bounds the reads served at once and
+    ``max_writes`` the writes (node.toml's ``max_api_connections`` and ``max_api_writes``):
+    past either, a request gets 503 ``busy`` at once. A body not received within
+    ``body_timeout_s`` is 408. ``observer`` counts every refusal."""
     middlewares = [_Errors(observer).middleware]
     if max_in_flight is not None:
         writes = max_in_flight if max_writes is None else max_writes
         middlewares.append(_InFlightLimit(max_in_flight, writes).middleware)
     app = web.Application(client_max_size=max_request_bytes, middlewares=middlewares)
-    routes = _Routes(service, api_token, max_request_bytes, body_timeout_s)
+    routes = _Routes(service, api_token, max_request_bytes, max_entries_per_request, body_timeout_s)
     app.add_routes(
         [
             web.post("/v1/entries", routes.post_entries),
@@ -203,12 +204,18 @@ class _InFlightLimit:
 
 class _Routes:
     def __init__(
-        self, service: NodeService, api_token: str, max_request_bytes: int, body_timeout_s: float
+        self,
+        service: NodeService,
+        api_token: str,
+        max_request_bytes: int,
+        max_entries_per_request: int,
+        body_timeout_s: float,
     ) -> None:
         self.body_timeout_s = body_timeout_s
         self.service = service
         self.token = api_token.encode()
         self.max_request_bytes = max_request_bytes
+        self.max_entries_per_request = max_entries_per_request
 
     def _authorize(self, request: web.Request) -> None:
         header = request.headers.get("Authorization", "")
@@ -245,8 +252,12 @@ class _Routes:
         self._authorize(request)
         body = await self._json_body(request)
         items = body if isinstance(body, list) else [body]
-        if not items or len(items) > MAX_ENTRIES_PER_POST:
-            raise ApiError(400, "malformed", f"send 1..{MAX_ENTRIES_PER_POST} entries")
+        if not items:
+            raise ApiError(400, "malformed", "send at least one entry")
+        # Counted before any entry is decoded, so an oversize batch costs no signature check.
+        limit = self.max_entries_per_request
+        if len(items) > limit:
+            raise ApiError(400, "too_large", f"at most {limit} entries per request")
         entries = []
         for i, item in enumerate(items):
             try:

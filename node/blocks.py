@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from contracts import BlockResult, execute_block
+from contracts import BlockResult, LedgerState, execute_block
 from ledger.block import ZERO_HASH, Block, Commit, Header, verify_commit
 from ledger.chain import StagedBlock, build_header, commit_staged, stage
 from ledger.entry import SignedEntry
@@ -19,7 +19,7 @@ from ledger.errors import CommitError
 from ledger.genesis import Genesis
 from ledger.store import Store, StoreView
 
-__all__ = ["BlockMaker", "InvalidBlock", "Proposed", "SnapshotState"]
+__all__ = ["BlockMaker", "InvalidBlock", "Proposed"]
 
 # A proposer's clock may run ahead of a validator's by at most this much.
 MAX_CLOCK_DRIFT_MS = 10_000
@@ -27,19 +27,6 @@ MAX_CLOCK_DRIFT_MS = 10_000
 
 class InvalidBlock(Exception):
     """A proposed or synced block that an honest node must not vote for or store."""
-
-
-class SnapshotState:
-    """The contracts' state reader over one store snapshot."""
-
-    def __init__(self, view: StoreView) -> None:
-        self._view = view
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._view.get_raw(key)
-
-    def entry_committed(self, entry_id: bytes) -> bool:
-        return self._view.has_entry(entry_id)
 
 
 @dataclass(frozen=True)
@@ -71,7 +58,7 @@ class BlockMaker:
             prev = self._prev_header(view, height)
             time_ms = max(time_ms, prev.time + 1 if prev else self.genesis.genesis_time)
             result = execute_block(
-                SnapshotState(view),
+                LedgerState(view),
                 self.genesis,
                 time_ms,
                 list(candidates[:limit]),
@@ -113,7 +100,7 @@ class BlockMaker:
             prev = self._prev_header(view, header.height)
             self._check_header_frame(header, prev, last_commit, now_ms)
             result = execute_block(
-                SnapshotState(view),
+                LedgerState(view),
                 self.genesis,
                 header.time,
                 list(block.entries),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.genesis import MEMBER_ID, Genesis
+from node.consensus.events import TimeoutConfig
 
 __all__ = [
     "LOG_FORMATS",
@@ -63,22 +64,37 @@ class Limits:
     gossip_seen_cache: int = 100_000
 
 
+# The consensus timeouts' defaults live with the core that schedules them.
+_CONSENSUS = TimeoutConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Consensus timeouts (Tendermint: base + round * delta) and peer-link timings, in ms."""
 
-    propose_ms: int = 3000
-    propose_delta_ms: int = 500
-    prevote_ms: int = 1000
-    prevote_delta_ms: int = 500
-    precommit_ms: int = 1000
-    precommit_delta_ms: int = 500
+    propose_ms: int = _CONSENSUS.propose_ms
+    propose_delta_ms: int = _CONSENSUS.propose_delta_ms
+    prevote_ms: int = _CONSENSUS.prevote_ms
+    prevote_delta_ms: int = _CONSENSUS.prevote_delta_ms
+    precommit_ms: int = _CONSENSUS.precommit_ms
+    precommit_delta_ms: int = _CONSENSUS.precommit_delta_ms
     handshake_ms: int = 5000
     heartbeat_ms: int = 10_000
     reconnect_min_ms: int = 200
     reconnect_max_ms: int = 10_000
     request_head_ms: int = 10_000
     request_body_ms: int = 30_000
+
+    def consensus(self) -> TimeoutConfig:
+        """The consensus core's schedule: every step's base and per-round delta."""
+        return TimeoutConfig(
+            propose_ms=self.propose_ms,
+            propose_delta_ms=self.propose_delta_ms,
+            prevote_ms=self.prevote_ms,
+            prevote_delta_ms=self.prevote_delta_ms,
+            precommit_ms=self.precommit_ms,
+            precommit_delta_ms=self.precommit_delta_ms,
+        )
 
 
 # (lowest, highest) for every integer setting: keeps a typo from making a node that

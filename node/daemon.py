@@ -15,7 +15,6 @@ import gc
 import logging
 import os
 import signal
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
@@ -40,7 +39,6 @@ from node.consensus import (
     SignedProposal,
     SignedVote,
     SigningState,
-    TimeoutConfig,
     decode_message,
 )
 from node.logging_setup import redact_secrets
@@ -104,7 +102,6 @@ class Node:
         self._outbox: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
-        self.started_at = time.monotonic()
         self.fatal = asyncio.Event()
         self.failure: BaseException | None = None
 
@@ -124,17 +121,11 @@ class Node:
         raw = self.store.get_raw(SIGNING_STATE_KEY)
         restored = SigningState.decode(raw) if raw is not None else None
         is_validator = self.genesis.validators.index_of(self.member_id) is not None
-        t = config.timeouts
         core = ConsensusCore(
             self.genesis.chain_id,
             self.member_id,
             self.key if is_validator else None,
-            timeouts=TimeoutConfig(
-                propose_ms=t.propose_ms,
-                prevote_ms=t.prevote_ms,
-                precommit_ms=t.precommit_ms,
-                delta_ms=t.propose_delta_ms,
-            ),
+            timeouts=config.timeouts.consensus(),
             restored=restored,
         )
         # Subscribed last (see Chain.subscribe): consensus moves on after the bookkeeping.
@@ -155,6 +146,7 @@ class Node:
             self.service,
             api_token=token,
             max_request_bytes=config.limits.max_request_bytes,
+            max_entries_per_request=config.limits.max_entries_per_request,
             max_in_flight=config.limits.max_api_connections,
             max_writes=config.limits.max_api_writes,
             body_timeout_s=config.timeouts.request_body_ms / 1000,

@@ -57,7 +57,7 @@ from node.wire import (
 )
 
 if TYPE_CHECKING:
-    from node.daemon import Node
+    from node.parts import HostNode
 
 __all__ = ["SIGNING_STATE_KEY", "ConsensusHost", "now_ms"]
 
@@ -78,7 +78,7 @@ def now_ms() -> int:
 class ConsensusHost:
     """Implements ``node.consensus.Host`` for the daemon."""
 
-    def __init__(self, node: Node, core: ConsensusCore) -> None:
+    def __init__(self, node: HostNode, core: ConsensusCore) -> None:
         self.node = node
         self.core = core
         self.blocks: OrderedDict[bytes, tuple[Block, Commit | None]] = OrderedDict()

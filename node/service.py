@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import contracts
-from contracts import Rejection
+from contracts import LedgerState, Rejection
 from ledger.block import Block, Commit, Header
 from ledger.bundle import BundleError, build_bundle
 from ledger.codec import encode
@@ -15,12 +15,11 @@ from ledger.entry import Entry, SignedEntry, decode_wire
 from ledger.errors import EntryError
 from ledger.store import StoreView
 from node.api import ApiError
-from node.blocks import SnapshotState
 from node.mempool import MempoolFull
 from node.runtime import now_ms
 
 if TYPE_CHECKING:
-    from node.daemon import Node
+    from node.parts import ServiceNode
 
 __all__ = ["Service", "block_json", "header_json"]
 
@@ -28,7 +27,7 @@ MAX_HISTORY = 1000
 
 
 class Service:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServiceNode) -> None:
         self.node = node
         self._genesis_bytes: bytes | None = None
 
@@ -37,9 +36,6 @@ class Service:
         return self.node.genesis.params.max_entry_bytes
 
     async def submit_entries(self, entries: Sequence[SignedEntry]) -> list[str]:
-        limit = self.node.config.limits.max_entries_per_request
-        if len(entries) > limit:
-            raise ApiError(400, "too_large", f"at most {limit} entries per request")
         checked = []
         for i, entry in enumerate(entries):
             try:
@@ -94,7 +90,7 @@ class Service:
 
     def _record(self, subject: str, read: Any) -> dict[str, Any] | None:
         with self.node.store.snapshot() as view:
-            state = read(SnapshotState(view))
+            state = read(LedgerState(view))
             if state is None:
                 return None
             return {

@@ -68,7 +68,6 @@ ALL_FAULTS = ("drop", "delay", "duplicate", "reorder", "partition", "crash")
 GOSSIP_MS = 1000
 HEALED_DELAY_MS = 50
 CATCH_UP_BATCH = 16
-CHECKS = ("agreement", "validity", "integrity", "double-sign", "termination")
 # silent: says nothing; equivocate: two proposals and split votes to random halves;
 # conflicting: a different vote to each peer; phantom: proposes and votes for blocks that
 # do not exist; split: the coalition attack, one value per fixed half of the honest nodes.

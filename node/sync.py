@@ -37,7 +37,7 @@ from node.wire import (
 )
 
 if TYPE_CHECKING:
-    from node.daemon import Node
+    from node.parts import SyncNode
 
 __all__ = ["Syncer"]
 
@@ -51,7 +51,7 @@ BETWEEN_BLOCKS_S = 0.005
 
 
 class Syncer:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: SyncNode) -> None:
         self.node = node
         self.wanted = 0
         self.syncing = False

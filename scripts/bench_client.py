@@ -28,7 +28,6 @@ from bench_ledger import _genesis
 from bench_network import ed25519_verify_per_s
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from contracts import samples
 from ledger.block import Commit
 from ledger.bundle import build_bundle
 from ledger.codec import decode
@@ -37,6 +36,7 @@ from ledger.genesis import Genesis
 from ledger.keys import Domain, VerifyKey, signing_message
 from node.client.agree import check_bundle
 from node.client.verdicts import judge_certificate
+from tests import samples
 from tests.local_chain import LocalChain
 
 CUSTOMS = Path(sys.executable).parent / "customs"

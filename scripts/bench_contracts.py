@@ -29,12 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from contracts import execute_block
-from contracts.samples import cert_issue, declare, event
-from contracts.sandbox import GENESIS_TIME, sandbox_genesis
+from contracts import LedgerState, execute_block
 from ledger.codec import encode
 from ledger.genesis import Genesis
 from ledger.store import Store
+from tests.samples import cert_issue, declare, event
+from tests.sandbox import GENESIS_TIME, sandbox_genesis
 
 TARGETS: dict[str, tuple[str, float] | tuple[str, float, str]] = {
     "contract_check_per_s": (">=", 20_000.0),
@@ -73,21 +73,9 @@ def _populate(store: Store, genesis: Genesis, records: int) -> None:
         for start in range(0, records, 5_000):
             wires = [make(i) for i in range(start, min(records, start + 5_000))]
             with store.snapshot() as view:
-                result = execute_block(_View(view), genesis, t, wires, verified=_Verified())
+                result = execute_block(LedgerState(view), genesis, t, wires, verified=_Verified())
             assert not result.rejected, result.rejected[:1]
             store.write_extra(result.writes)
-
-
-class _View:
-    def __init__(self, view: Any) -> None:
-        self._view = view
-
-    def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._view.get_raw(key)
-        return value
-
-    def entry_committed(self, entry_id: bytes) -> bool:
-        return bool(self._view.has_entry(entry_id))
 
 
 def _blocks(genesis: Genesis, records: int) -> Iterator[list[bytes]]:
@@ -130,7 +118,7 @@ def measure(results: dict[str, float], records: int = RECORDS) -> None:
             with store.snapshot() as view:
                 start, start_cpu = time.perf_counter(), time.process_time()
                 result = execute_block(
-                    _View(view), genesis, GENESIS_TIME + 1_000, wires, verified=_Verified()
+                    LedgerState(view), genesis, GENESIS_TIME + 1_000, wires, verified=_Verified()
                 )
                 cpu.append(len(wires) / (time.process_time() - start_cpu))
                 wall.append(len(wires) / (time.perf_counter() - start))

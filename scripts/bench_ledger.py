@@ -14,7 +14,6 @@ neither. The storage figures include their fsyncs and are wall-clock medians.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import statistics
 import tempfile
@@ -27,10 +26,11 @@ import plyvel
 
 from ledger.block import ZERO_HASH, Block, Commit, Header, Vote, commit_signatures
 from ledger.entry import Entry, SignedEntry, decode_wire
-from ledger.genesis import Genesis, Member
+from ledger.genesis import Genesis
 from ledger.keys import Domain, SigningKey, signing_message
 from ledger.merkle_log import LogReader, MerkleLog
 from ledger.store import Store
+from tests.factories import make_genesis, member_key
 
 TARGETS: dict[str, tuple[str, float] | tuple[str, float, str]] = {
     "entry_ingest_per_s": (">=", 0.85, "ed25519_verify_per_s"),
@@ -45,22 +45,8 @@ MEMBERS = ("CN", "DE", "NL", "US")
 CHAIN = "customs-bench-1"
 
 
-def _key(member: str) -> SigningKey:
-    return SigningKey.from_seed(hashlib.sha256(member.encode()).digest())
-
-
 def _genesis() -> Genesis:
-    members = [
-        Member(
-            m,
-            f"{m} Customs",
-            (m,),
-            frozenset({"validator", "issuer", "customs"}),
-            _key(m).public_key,
-        )
-        for m in MEMBERS
-    ]
-    return Genesis.build(CHAIN, 1_767_225_600_000, members)
+    return make_genesis(MEMBERS, chain_id=CHAIN)
 
 
 def make_entry(n: int, key: SigningKey) -> SignedEntry:
@@ -93,7 +79,7 @@ def _cpu_rate(count: int, fn: Callable[[], None]) -> float:
 
 
 def measure_ingest(results: dict[str, float], rounds: int = 30) -> None:
-    key = _key("CN")
+    key = member_key("CN")
     entries = [make_entry(n, key) for n in range(500)]
     wires = [e.wire_bytes for e in entries]
     raw_key: Any = key.public_key._key  # the bare cryptography object: the ceiling
@@ -134,7 +120,7 @@ def _append(db: Any, log: MerkleLog, leaves: list[bytes], sync: bool) -> None:
 
 
 def measure_log_append(results: dict[str, float], tmp: Path, blocks: int = 40) -> None:
-    key = _key("CN")
+    key = member_key("CN")
     leaves = [make_entry(n, key).wire_bytes for n in range(BLOCK_ENTRIES)]
     # Same bytes each block are fine for the log: it hashes, it does not deduplicate.
     db = plyvel.DB(str(tmp / "log"), create_if_missing=True)
@@ -192,13 +178,13 @@ def _block(store: Store, genesis: Genesis, entries: list[SignedEntry]) -> tuple[
         ZERO_HASH if last is None else last.hash(),
     )
     vote = Vote("precommit", height, 0, header.hash())
-    sigs = commit_signatures(((m, _key(m)) for m in MEMBERS), vote, CHAIN)
+    sigs = commit_signatures(((m, member_key(m)) for m in MEMBERS), vote, CHAIN)
     return Block(header, tuple(entries)), Commit.from_precommits(height, 0, header.hash(), sigs)
 
 
 def measure_block_commit(results: dict[str, float], tmp: Path, blocks: int = 5) -> None:
     genesis = _genesis()
-    key = _key("CN")
+    key = member_key("CN")
     timings = []
     with Store.open(tmp / "store", genesis) as store:
         for b in range(blocks):

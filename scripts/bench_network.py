@@ -70,12 +70,12 @@ from pathlib import Path
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from contracts import samples
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Params
 from ledger.keys import SigningKey
 from node.config import Timeouts
 from node.files import load_key
+from tests import samples
 from tests.cluster import Cluster, NodeProcess
 
 TARGETS: dict[str, tuple[str, float] | tuple[str, float, str]] = {

@@ -33,15 +33,14 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from ledger.block import PRECOMMIT, ZERO_HASH, Commit, Vote, commit_signatures
 from ledger.bundle import build_bundle, verify_bundle
-from ledger.chain import build_header, commit_staged, links, stage
+from ledger.chain import append_signed
 from ledger.entry import Entry, SignedEntry
-from ledger.genesis import Genesis, Member
+from ledger.genesis import Genesis
 from ledger.history import SubjectState
-from ledger.keys import SigningKey
 from ledger.statemap import StateMap
 from ledger.store import Store
+from tests.factories import GENESIS_TIME, make_genesis, member_key
 
 TARGETS: dict[str, tuple[str, float] | tuple[str, float, str]] = {
     "state_update_per_s": (">=", 20_000.0),
@@ -56,17 +55,10 @@ WARMUP_ROUNDS = 3
 HISTORY = 50
 MEMBERS = ("CN", "DE", "NL", "US")
 CHAIN = "customs-bench-state-1"
-GENESIS_TIME = 1_767_225_600_000
-
-
-def _key(member: str) -> SigningKey:
-    return SigningKey.from_seed(hashlib.sha256(member.encode()).digest())
 
 
 def _genesis() -> Genesis:
-    roles = frozenset({"validator", "issuer", "customs"})
-    members = [Member(m, f"{m} Customs", (m,), roles, _key(m).public_key) for m in MEMBERS]
-    return Genesis.build(CHAIN, GENESIS_TIME, members)
+    return make_genesis(MEMBERS, chain_id=CHAIN)
 
 
 def _state_key(n: int) -> bytes:
@@ -115,36 +107,16 @@ def measure_updates(results: dict[str, float], tmp: Path, keys: int = MAP_KEYS) 
         results["state_update_thread_per_s"] = statistics.median(thread_rates)
 
 
-def _commit(genesis: Genesis, height: int, block_hash: bytes) -> Commit:
-    vote = Vote(PRECOMMIT, height, 0, block_hash)
-    signers = [(m, _key(m)) for m in genesis.validators.ids[: genesis.validators.quorum]]
-    return Commit.from_precommits(
-        height, 0, block_hash, commit_signatures(signers, vote, genesis.chain_id)
-    )
-
-
 def _append(store: Store, genesis: Genesis, accepted: list[tuple[SignedEntry, list[str]]]) -> None:
-    with store.snapshot() as view:
-        staged = stage(view, view.height + 1, accepted, {})
-        prev, last_commit = links(view)
-    header = build_header(
-        staged,
-        chain=genesis.chain_id,
-        time=GENESIS_TIME + 500 * staged.height,
-        prev=prev or ZERO_HASH,
-        proposer=genesis.validators.proposer(staged.height, 0),
-        validators=genesis.validators.hash(),
-        last_commit=last_commit,
-    )
-    commit_staged(
-        store, staged, staged.block(header), _commit(genesis, staged.height, header.hash())
-    )
+    signers = [(m, member_key(m)) for m in genesis.validators.ids[: genesis.validators.quorum]]
+    time = GENESIS_TIME + 500 * (store.height + 1)
+    append_signed(store, genesis, accepted, {}, time=time, signers=signers)
 
 
 def _event(n: int, subject: str) -> SignedEntry:
     body = {"subject": [subject], "event": "inspected", "seq": n, "place": "NLRTM"}
     return Entry(CHAIN, "test.event", MEMBERS[n % 4], GENESIS_TIME + n, body).sign(
-        _key(MEMBERS[n % 4])
+        member_key(MEMBERS[n % 4])
     )
 
 

@@ -20,7 +20,7 @@ from demo_customs import Customs, Result
 from demo_narrate import Narrator, StepFailed
 from demo_network import DemoNetwork, http_json
 
-from contracts import samples
+from tests import samples
 
 __all__ = ["STEPS", "Scenario"]
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -399,11 +399,3 @@ def _quiet_cli(argv: list[str]) -> None:
         code = node_main(argv)
     if code != 0:
         raise ClusterError(f"customs-node {argv[0]} failed ({code}): {err.getvalue().strip()}")
-
-
-@contextlib.contextmanager
-def running_cluster(root: Path, ids: Sequence[str], **kwargs: Any) -> Iterator[Cluster]:
-    """A started cluster that is always killed on exit."""
-    with Cluster(root, ids, **kwargs) as cluster:
-        cluster.start()
-        yield cluster

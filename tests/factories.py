@@ -1,18 +1,19 @@
 """Shared builders for tests: seeded member keys, genesis documents, signed entries.
 
-Keys follow the conformance-vector rule: the private key of member X is the Ed25519 key
-whose 32 private bytes are SHA-256(UTF-8 "X").
+Keys follow the conformance-vector rule (``contracts.vectors.seed_key``, the one source
+of it): the private key of member X is the Ed25519 key whose 32 private bytes are
+SHA-256(UTF-8 "X").
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import plyvel
 
+from contracts.vectors import seed_key
 from ledger.block import ZERO_HASH, Header
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis, Member, Params
@@ -25,7 +26,7 @@ ALL_ROLES = ("validator", "issuer", "customs")
 
 
 def member_key(member_id: str) -> SigningKey:
-    return SigningKey.from_seed(hashlib.sha256(member_id.encode()).digest())
+    return seed_key(member_id)
 
 
 def make_member(

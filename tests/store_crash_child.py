@@ -14,7 +14,7 @@ import random
 import sys
 from collections.abc import Sequence
 
-from ledger.block import ZERO_HASH, Block, Commit, Header, Vote, commit_signatures
+from ledger.block import ZERO_HASH, Block, Commit, Header, sign_commit
 from ledger.entry import SignedEntry
 from ledger.genesis import Genesis
 from ledger.store import Store, StoreView
@@ -74,9 +74,8 @@ def next_block(
 def make_commit(genesis: Genesis, header: Header, round_: int = 0, signers: int = 0) -> Commit:
     """A commit signed by the first ``signers`` validators (all of them when 0)."""
     ids = genesis.validators.ids[: signers or None]
-    vote = Vote("precommit", header.height, round_, header.hash())
-    sigs = commit_signatures(((m, member_key(m)) for m in ids), vote, genesis.chain_id)
-    return Commit.from_precommits(header.height, round_, header.hash(), sigs)
+    keys = [(m, member_key(m)) for m in ids]
+    return sign_commit(keys, header.height, header.hash(), genesis.chain_id, round_)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -17,13 +17,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from contracts import samples
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from node.files import load_key
 from node.peers.frames import NONCE_BYTES, Challenge, Hello, decode_frame, encode_frame
 from node.peers.handshake import DialerHandshake
+from tests import samples
 from tests.cluster import Cluster, NodeProcess, http
 
 MAX_REQUEST_BYTES = 8192

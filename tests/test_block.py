@@ -7,7 +7,6 @@ import hashlib
 import pytest
 
 from ledger.block import (
-    PRECOMMIT,
     PREVOTE,
     ZERO_HASH,
     Block,
@@ -16,6 +15,7 @@ from ledger.block import (
     Proposal,
     Vote,
     commit_signatures,
+    sign_commit,
     verify_commit,
 )
 from ledger.codec import encode
@@ -44,9 +44,7 @@ def _header(entries: int = 0) -> Header:
 
 
 def _commit(block_hash: bytes, signers: tuple[str, ...] = ("CN", "DE", "NL")) -> Commit:
-    vote = Vote(PRECOMMIT, 1, 0, block_hash)
-    sigs = commit_signatures([(m, member_key(m)) for m in signers], vote, CHAIN_ID)
-    return Commit.from_precommits(1, 0, block_hash, sigs)
+    return sign_commit([(m, member_key(m)) for m in signers], 1, block_hash, CHAIN_ID)
 
 
 def test_header_hash_and_round_trip() -> None:

@@ -26,7 +26,6 @@ import aiohttp
 import msgpack
 import pytest
 
-from contracts import samples
 from ledger.block import PRECOMMIT, PREVOTE, Commit, Proposal, Vote
 from ledger.codec import encode
 from ledger.entry import Entry
@@ -44,6 +43,7 @@ from node.peers.frames import (
 )
 from node.peers.handshake import DialerHandshake
 from node.wire import encode_block_request, encode_entries
+from tests import samples
 from tests.cluster import Cluster, NodeProcess
 from tests.test_network import FOUR, assert_same_chain, submit
 

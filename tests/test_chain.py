@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger.block import PRECOMMIT, Block, Commit, Header, Vote, commit_signatures
+from ledger.block import Block, Commit, Header, sign_commit
 from ledger.chain import (
     ChainError,
     StagedBlock,
+    append_signed,
     build_header,
     commit_staged,
     links,
@@ -21,6 +22,7 @@ from ledger.entry import SignedEntry
 from ledger.errors import StoreError
 from ledger.genesis import Genesis
 from ledger.history import EMPTY_HEAD, SubjectState, chain_head, subject_key
+from ledger.keys import SigningKey
 from ledger.merkle import root as merkle_root
 from ledger.statemap import EMPTY_ROOT, StateMap, verify_proof
 from ledger.store import Store
@@ -31,10 +33,13 @@ Accepted = Sequence[tuple[SignedEntry, Sequence[str]]]
 
 def make_commit(genesis: Genesis, header: Header, signers: Sequence[str] | None = None) -> Commit:
     """A precommit quorum (or the given signers) for ``header`` at round 0."""
+    return sign_commit(_keys(genesis, signers), header.height, header.hash(), genesis.chain_id)
+
+
+def _keys(genesis: Genesis, signers: Sequence[str] | None = None) -> list[tuple[str, SigningKey]]:
+    """The given signers' seeded keys, or a quorum's."""
     ids = signers if signers is not None else genesis.validators.ids[: genesis.validators.quorum]
-    vote = Vote(PRECOMMIT, header.height, 0, header.hash())
-    sigs = commit_signatures(((m, member_key(m)) for m in ids), vote, genesis.chain_id)
-    return Commit.from_precommits(header.height, 0, header.hash(), sigs)
+    return [(m, member_key(m)) for m in ids]
 
 
 def stage_next(
@@ -62,10 +67,8 @@ def append_block(
     extra: Mapping[bytes, bytes | None] | None = None,
 ) -> Block:
     """Stage, sign and commit one block: what the node and the conformance runner do."""
-    staged, header = stage_next(store, genesis, accepted, extra or {})
-    block = staged.block(header)
-    commit_staged(store, staged, block, make_commit(genesis, header))
-    return block
+    time = GENESIS_TIME + 500 * (store.height + 1)
+    return append_signed(store, genesis, accepted, extra or {}, time=time, signers=_keys(genesis))
 
 
 def event(author: str, subjects: Sequence[str], n: int) -> tuple[SignedEntry, list[str]]:

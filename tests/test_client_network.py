@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from contracts import samples
+from tests import samples
 from tests.cluster import Cluster
 
 CUSTOMS = Path(sys.executable).parent / "customs"

@@ -18,14 +18,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from contracts import samples
 from ledger.genesis import Genesis
 from node.client.cli import main
+from tests import samples
 from tests.local_chain import DAY_MS, LocalChain, customs_genesis
 
 ROOT = Path(__file__).resolve().parent.parent
 FAR = 2_082_758_400_000  # 2036-01-01: certificates that stay valid whatever today is
-SOON = samples.DOCUMENT
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:

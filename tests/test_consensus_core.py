@@ -14,6 +14,7 @@ import pytest
 
 from ledger.block import PRECOMMIT, PREVOTE, Commit, Proposal, Vote, verify_commit
 from ledger.genesis import ValidatorSet
+from node.config import Timeouts
 from node.consensus import (
     CommitLearned,
     ConsensusCore,
@@ -297,11 +298,45 @@ def test_timeouts_of_another_round_or_height_are_ignored() -> None:
     assert core.round == 0
 
 
-def test_timeouts_grow_linearly_with_round() -> None:
-    config = TimeoutConfig(propose_ms=100, prevote_ms=50, precommit_ms=70, delta_ms=10)
+def test_timeouts_grow_linearly_with_round_each_step_by_its_own_delta() -> None:
+    config = TimeoutConfig(
+        propose_ms=100,
+        propose_delta_ms=10,
+        prevote_ms=50,
+        prevote_delta_ms=20,
+        precommit_ms=70,
+        precommit_delta_ms=30,
+    )
     assert [config.duration("propose", r) for r in range(3)] == [100, 110, 120]
-    assert config.duration("prevote", 4) == 90
-    assert config.duration("precommit", 2) == 90
+    assert config.duration("prevote", 4) == 130
+    assert config.duration("precommit", 2) == 130
+
+
+def test_a_round_1_timeout_includes_node_tomls_delta_for_its_step() -> None:
+    # node.toml's prevote_delta_ms and precommit_delta_ms were once never read: every
+    # step grew by propose_delta_ms.
+    timeouts = Timeouts(
+        propose_ms=400,
+        propose_delta_ms=1,
+        prevote_ms=300,
+        prevote_delta_ms=20,
+        precommit_ms=300,
+        precommit_delta_ms=70,
+    )
+    core = ConsensusCore(CHAIN_ID, "CN", member_key("CN"), timeouts=timeouts.consensus())
+    core.step(StartHeight(1, VALS))
+    next_round_by_timeout(core)
+    assert core.round == 1
+    others = ("DE", "NL", "US")
+    out = feed(
+        core,
+        TimeoutFired(Timeout("propose", 1, 1)),  # line 57: prevote nil, on to prevote
+        vote(PREVOTE, 1, A, "DE"),  # line 34: 2f+1 prevotes, no polka for any one value
+        vote(PREVOTE, 1, B, "NL"),
+        *(vote(PRECOMMIT, 1, None, v) for v in others),  # line 47
+    )
+    armed = {r.timeout.kind: r.after_ms for r in out.timeouts if r.timeout.round == 1}
+    assert armed == {"prevote": 320, "precommit": 370}
 
 
 # ---- deciding and skipping ------------------------------------------------------------

@@ -9,8 +9,8 @@ import pytest
 from contracts import certificate, shipment
 from contracts.certificates import LIFECYCLE, in_force
 from contracts.lifecycle import SAME
-from contracts.samples import DAY_MS, DOCUMENT, cert_issue, declare
-from contracts.sandbox import GENESIS_TIME, Sandbox
+from tests.samples import DAY_MS, DOCUMENT, cert_issue, declare
+from tests.sandbox import GENESIS_TIME, Sandbox
 
 T0 = GENESIS_TIME
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from contracts.runner import run_vector
-from contracts.sandbox import Sandbox, sandbox_genesis
 from contracts.vectors import parse_vector
+from tests.sandbox import Sandbox, sandbox_genesis
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "entries.md"
 

@@ -21,12 +21,12 @@ from contracts import (
     subjects_of,
 )
 from contracts.kinds import KINDS
-from contracts.samples import cert_issue, declare, event
-from contracts.sandbox import GENESIS_TIME, Sandbox
-from contracts.state import PREFIX
-from contracts.vectors import seed_key
+from contracts.state import PREFIX, LedgerState
 from ledger.codec import CodecError, decode, encode
 from ledger.entry import Entry, SignedEntry
+from tests.factories import member_key
+from tests.samples import cert_issue, declare, event
+from tests.sandbox import GENESIS_TIME, Sandbox
 
 T0 = GENESIS_TIME
 
@@ -111,7 +111,7 @@ def test_an_entry_appears_once_per_block_even_if_its_first_copy_fails(box: Sandb
 
 def test_verified_ids_skip_the_signature_check(box: Sandbox) -> None:
     forged = Entry(box.genesis.chain_id, "cert.issue", "CN", T0, cert_issue("CO-1"))
-    signed = forged.sign(seed_key("DE"))
+    signed = forged.sign(member_key("DE"))
     assert box.run([signed]).rejected[0].code == "bad_signature"
     result = execute_block(box.state, box.genesis, T0, [signed], verified={signed.id})
     assert len(result.accepted) == 1
@@ -121,7 +121,7 @@ def test_checked_ids_skip_every_stateless_rule_but_keep_the_stateful_ones(box: S
     # A checked id stands for an entry that passed check_entry_stateless on ingest: even
     # its signature is not looked at again, but state (existence, status) still is.
     issue = Entry(box.genesis.chain_id, "cert.issue", "CN", T0, cert_issue("CO-1"))
-    forged = issue.sign(seed_key("DE"))
+    forged = issue.sign(member_key("DE"))
     result = execute_block(box.state, box.genesis, T0, [forged], checked={forged.id})
     assert len(result.accepted) == 1
     suspend = box.sign("CN", "cert.suspend", {"cert_id": "CO-9", "reason": "r"})
@@ -158,12 +158,12 @@ def test_check_entry_stateless_codes(box: Sandbox) -> None:
     cases: dict[str, bytes | SignedEntry] = {
         "malformed": b"\xc0",
         "too_large": b"\x00" * (box.genesis.params.max_entry_bytes + 1),
-        "wrong_chain": Entry("other", "cert.issue", "CN", T0, {}).sign(seed_key("CN")),
+        "wrong_chain": Entry("other", "cert.issue", "CN", T0, {}).sign(member_key("CN")),
         "unknown_author": Entry(box.genesis.chain_id, "cert.issue", "JP", T0, {}).sign(
-            seed_key("JP")
+            member_key("JP")
         ),
         "bad_signature": Entry(box.genesis.chain_id, "cert.issue", "CN", T0, {}).sign(
-            seed_key("US")
+            member_key("US")
         ),
         "invalid_body": box.sign("CN", "cert.issue", {"cert_id": "CO-1"}),
         "invalid_identifier": box.sign("CN", "cert.issue", {**cert_issue("CO-1"), "origin": "XX"}),
@@ -267,44 +267,14 @@ def _all_ids() -> _Everything:
 
 
 def test_executor_over_a_real_leveldb_store(tmp_path: Path) -> None:
-    from ledger.block import PRECOMMIT, Commit, Vote, commit_signatures
-
     box = Sandbox()
     genesis = box.genesis
-    keys = [(m.id, seed_key(m.id)) for m in genesis.validators.members]
-
-    class StoreState:
-        def __init__(self, store: Any) -> None:
-            self.store = store
-
-        def get(self, key: bytes) -> bytes | None:
-            value: bytes | None = self.store.get_raw(key)
-            return value
-
-        def entry_committed(self, entry_id: bytes) -> bool:
-            return bool(self.store.has_entry(entry_id))
+    keys = [(m.id, member_key(m.id)) for m in genesis.validators.members]
 
     def commit(store: Any, entries: list[Any], time: int) -> Any:
-        result = execute_block(StoreState(store), genesis, time, entries)
-        height = store.height + 1
-        staged = chain.stage(
-            store, height, [(a.entry, a.subjects) for a in result.accepted], result.writes
-        )
-        prev, last = chain.links(store)
-        header = chain.build_header(
-            staged,
-            chain=genesis.chain_id,
-            time=time,
-            prev=prev,
-            proposer=genesis.validators.proposer(height, 0),
-            validators=genesis.validators.hash(),
-            last_commit=last,
-        )
-        vote = Vote(PRECOMMIT, height, 0, header.hash())
-        signed = Commit.from_precommits(
-            height, 0, header.hash(), commit_signatures(keys, vote, genesis.chain_id)
-        )
-        chain.commit_staged(store, staged, staged.block(header), signed)
+        result = execute_block(LedgerState(store), genesis, time, entries)
+        accepted = [(a.entry, a.subjects) for a in result.accepted]
+        chain.append_signed(store, genesis, accepted, result.writes, time=time, signers=keys)
         return result
 
     issue = box.sign("CN", "cert.issue", cert_issue("CO-1"))
@@ -319,7 +289,7 @@ def test_executor_over_a_real_leveldb_store(tmp_path: Path) -> None:
         assert [r.code for r in second.rejected] == ["duplicate"]
         assert len(second.accepted) == 1
     with store_module.Store.open(tmp_path / "ledger", genesis) as reopened:
-        record = certificate(StoreState(reopened), "CO-1")
+        record = certificate(LedgerState(reopened), "CO-1")
         assert record is not None and record["status"] == "active"
         assert reopened.subject_count("cert/CO-1") == 2  # issued, then cited
 

@@ -26,8 +26,8 @@ from contracts.identifiers import (
     is_locode,
     is_ucr,
 )
-from contracts.samples import container
 from ledger.genesis import is_country as ledger_is_country
+from tests.samples import container
 
 COUNTRIES = sorted(c.alpha_2 for c in pycountry.countries)
 UPPER2 = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=2)

@@ -6,9 +6,9 @@ import pytest
 
 from contracts import shipment
 from contracts.lifecycle import PREVIOUS, SAME
-from contracts.samples import DAY_MS, cert_issue, container, declare, event
-from contracts.sandbox import GENESIS_TIME, Sandbox
 from contracts.shipments import EVENTS, LIFECYCLE
+from tests.samples import DAY_MS, cert_issue, container, declare, event
+from tests.sandbox import GENESIS_TIME, Sandbox
 
 T0 = GENESIS_TIME
 C1, C2, C3 = container("MSC", 1), container("MSC", 2), container("CMA", 3)

@@ -1,4 +1,4 @@
-"""The daemon's entry intake in-process: gossip batches and proposals' entries.
+"""The daemon's entry intake in-process: HTTP batches, gossip batches and proposals' entries.
 
 A real node (store, HTTP server and peer manager on 127.0.0.1) started in this process,
 so its pool and counters can be read directly; DE, the other member, never runs.
@@ -7,13 +7,13 @@ so its pool and counters can be read directly; DE, the other member, never runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from contracts import samples
 from ledger.block import PREVOTE, Block, Commit, Proposal, Vote
 from ledger.codec import encode
 from ledger.entry import Entry, SignedEntry
@@ -30,7 +30,8 @@ from node.daemon import Node
 from node.files import load_genesis, load_key
 from node.runtime import MAX_CACHED_BLOCKS, ConsensusHost
 from node.wire import encode_block_request, encode_entries, encode_proposal_package
-from tests.cluster import Cluster
+from tests import samples
+from tests.cluster import Cluster, http
 from tests.factories import stub_header
 
 
@@ -51,7 +52,15 @@ def _certificates(chain: str, key: SigningKey, count: int, first: int = 0) -> li
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[tuple[Node, SigningKey]]:
-    cluster = Cluster(tmp_path, ["CN", "DE"], validators=["CN"])
+    async with _running(tmp_path) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    tmp_path: Path, settings: Mapping[str, int] | None = None
+) -> AsyncIterator[tuple[Node, SigningKey]]:
+    cluster = Cluster(tmp_path, ["CN", "DE"], validators=["CN"], settings=settings)
     config = load_config(cluster["CN"].config)
     node = Node(
         config,
@@ -196,3 +205,20 @@ async def test_the_proposer_commits_pooled_entries_without_verifying_them_again(
         assert time.monotonic() < deadline, "the entries were not committed"
         await asyncio.sleep(0.05)
     assert sorted(entry_verifications) == sorted(e.entry_bytes for e in entries)
+
+
+async def test_max_entries_per_request_past_1000_is_nodes_own_limit(tmp_path: Path) -> None:
+    # node.toml's limit is the only one: a hard-coded 1000 once refused (as "malformed")
+    # a batch the node was configured to take.
+    limit = 1001
+    async with _running(tmp_path, {"max_entries_per_request": limit}) as (n, de_key):
+        url = f"http://127.0.0.1:{n.config.listen_port}/v1/entries"
+        token = n.config.api_token_file.read_text().strip()
+        entries = _certificates(n.genesis.chain_id, de_key, limit + 1)
+        past = [e.to_json() for e in entries]
+        refused = await asyncio.to_thread(http, "POST", url, past, token=token)
+        assert (refused.status, refused.json()["code"]) == (400, "too_large")
+        assert n.service.entry_status(entries[0].id) is None  # none of it admitted
+        taken = await asyncio.to_thread(http, "POST", url, past[:limit], token=token)
+        assert taken.status == 202, taken.body
+        assert taken.json() == {"ids": [e.id_hex for e in entries[:limit]]}

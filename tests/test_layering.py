@@ -3,7 +3,8 @@
 ``ledger/`` and ``contracts/`` never import asyncio, aiohttp or ``node``; ``ledger/`` never
 imports ``contracts``; the rules read no clock, draw no randomness and do no I/O. In
 ``ledger/`` only the store touches disk; in ``contracts/`` only the conformance runner's
-command line reads and writes files.
+command line reads and writes files. ``contracts/`` and ``ledger/`` ship no test support,
+and no module of ``node/`` imports one that imports it back.
 """
 
 from __future__ import annotations
@@ -86,3 +87,90 @@ def test_the_officials_client_imports_nothing_of_the_daemon(path: Path) -> None:
     daemon = {m for m in imports if m.split(".")[0] == "node" and not m.startswith("node.client")}
     assert not daemon, f"{path.name} imports {daemon}"
     assert not {m for m in imports if m.split(".")[0] in ("aiohttp", "asyncio", "plyvel")}
+
+
+# ---- test support stays in tests/ --------------------------------------------------
+
+SHIPPED = ("ledger", "contracts", "node")
+TEST_SUPPORT_NAMES = {"samples", "sandbox", "factories", "fixtures", "fakes", "mocks", "testing"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The project modules ``path`` imports, ``from package import module`` included,
+    and whether or not under ``if TYPE_CHECKING:`` (a cycle of types is a cycle)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found & known
+
+
+def _graph(packages: tuple[str, ...]) -> dict[str, set[str]]:
+    paths = {_module_name(p): p for package in packages for p in _modules(package)}
+    known = set(paths)
+    return {name: _imported_modules(path, known) - {name} for name, path in paths.items()}
+
+
+@pytest.mark.parametrize("package", ["ledger", "contracts"])
+def test_contracts_and_ledger_ship_no_test_support(package: str) -> None:
+    """Sample bodies, sandboxes and seeded-key factories live in tests/ (issue 22):
+    nothing in a shipped package is there only for tests to import."""
+    named = [p.name for p in _modules(package) if p.stem in TEST_SUPPORT_NAMES]
+    assert not named, f"{package}/ holds test support: {named}"
+    graph = _graph(SHIPPED)
+    used = {dep for deps in graph.values() for dep in deps}
+    # A package's __init__ is imported with any of its modules; a module with a
+    # ``__main__`` block is a command (``python -m contracts.conformance``).
+    unused = [
+        name
+        for name, path in ((_module_name(p), p) for p in _modules(package))
+        if name not in used and path.name != "__init__.py" and "__main__" not in path.read_text()
+    ]
+    assert not unused, f"imported by nothing shipped, only by tests or scripts: {unused}"
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a path that returns to its start, or None."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        path.append(name)
+        for dep in sorted(graph[name]):
+            found = visit(dep)
+            if found:
+                return found
+        path.pop()
+        done.add(name)
+        return None
+
+    for name in sorted(graph):
+        found = visit(name)
+        if found:
+            return found
+    return None
+
+
+def test_no_import_cycle_among_node_modules() -> None:
+    """The daemon wires its parts; the parts take narrow Protocols (node/parts.py), not
+    the Node, so no module of node/ imports one that imports it back."""
+    graph = _graph(("node",))
+    assert len(graph) > 30  # the scan sees node/ and its subpackages
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None

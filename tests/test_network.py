@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from contracts import samples, subjects_of
+from contracts import subjects_of
 from ledger.block import Block, Header
 from ledger.bundle import verify_bundle
 from node.wire import (
@@ -27,6 +27,7 @@ from node.wire import (
     encode_proposal_package,
     entry_id_of_wire,
 )
+from tests import samples
 from tests.cluster import Cluster, NodeProcess
 from tests.factories import member_key, sign_entry, stub_header
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from contracts import samples
 from ledger.entry import Entry
 from node.files import load_key
+from tests import samples
 from tests.cluster import Cluster, NodeProcess
 
 FOUR = ("CN", "DE", "NL", "US")

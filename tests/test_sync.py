@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from contracts import samples
 from ledger.block import Block, Commit, Header
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis
@@ -41,6 +40,7 @@ from node.wire import (
     encode_block_response,
     encode_entries,
 )
+from tests import samples
 from tests.cluster import Cluster
 
 VALIDATORS = ("CN", "DE", "NL")  # quorum 3

@@ -57,20 +57,24 @@ class Timeout:
 class TimeoutConfig:
     """Timeouts grow linearly with the round, so that after GST some round is long
     enough for every correct process to hear from every other (the paper's liveness
-    argument)."""
+    argument): step ``s`` of round ``r`` waits ``s_ms + r * s_delta_ms``.
+
+    These defaults are node.toml's (``node.config.Timeouts`` takes them from here)."""
 
     propose_ms: int = 3000
+    propose_delta_ms: int = 500
     prevote_ms: int = 1000
+    prevote_delta_ms: int = 500
     precommit_ms: int = 1000
-    delta_ms: int = 500
+    precommit_delta_ms: int = 500
 
     def duration(self, kind: str, round_: int) -> int:
-        base = {
-            PROPOSE_TIMEOUT: self.propose_ms,
-            PREVOTE_TIMEOUT: self.prevote_ms,
-            PRECOMMIT_TIMEOUT: self.precommit_ms,
+        base, delta = {
+            PROPOSE_TIMEOUT: (self.propose_ms, self.propose_delta_ms),
+            PREVOTE_TIMEOUT: (self.prevote_ms, self.prevote_delta_ms),
+            PRECOMMIT_TIMEOUT: (self.precommit_ms, self.precommit_delta_ms),
         }[kind]
-        return base + self.delta_ms * round_
+        return base + delta * round_
 
 
 # ---- inputs -------------------------------------------------------------------------

@@ -132,13 +132,11 @@ class VerifyCache:
     shares one cache between the nodes of a run; a daemon keeps one per process.
     """
 
-    __slots__ = ("_limit", "_verdicts", "hits", "misses")
+    __slots__ = ("_limit", "_verdicts")
 
     def __init__(self, limit: int = 200_000) -> None:
         self._limit = limit
         self._verdicts: dict[tuple[bytes, bytes, bytes], bool] = {}
-        self.hits = 0
-        self.misses = 0
 
     def verify(self, validators: ValidatorSet, chain_id: str, message: Message) -> bool:
         key = validators.key_of(message.sender)
@@ -147,9 +145,7 @@ class VerifyCache:
         cache_key = (key.raw, message.payload, message.sig)
         verdict = self._verdicts.get(cache_key)
         if verdict is not None:
-            self.hits += 1
             return verdict
-        self.misses += 1
         domain = Domain.PROPOSAL if isinstance(message, SignedProposal) else Domain.VOTE
         verdict = key.is_valid(domain, chain_id, message.payload, message.sig)
         if len(self._verdicts) >= self._limit:

@@ -102,8 +102,3 @@ class HeightVotes:
         if found is None:
             return {}
         return {m: v.sig for m, v in found.by_block.get(block, {}).items()}
-
-    def own(self, sender: str) -> list[SignedVote]:
-        """Every vote ``sender`` cast at this height, oldest round first."""
-        mine = [v for s in self._sets.values() for v in s.all_votes() if v.sender == sender]
-        return sorted(mine, key=lambda v: (v.round, v.vote.type == PRECOMMIT))

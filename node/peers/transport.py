@@ -38,7 +38,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from node.config import NodeConfig
+from node.config import Limits, NodeConfig, Timeouts
 from node.peers.errors import FrameError, HandshakeError, PeerError
 from node.peers.frames import (
     MAX_REACHED,
@@ -72,16 +72,20 @@ OnMessage = Callable[[str, str, bytes], Awaitable[None]]
 Relayable = Callable[[str, bytes], bool]
 
 
+# node.toml's defaults, named once there (node.config).
+_LIMITS, _TIMEOUTS = Limits(), Timeouts()
+
+
 @dataclass(frozen=True, slots=True)
 class PeerOptions:
-    max_frame_bytes: int = 16 * 1024 * 1024
-    max_connections: int = 64
-    send_queue: int = 16_384
-    seen_cache: int = 100_000
-    handshake_ms: int = 5000
-    heartbeat_ms: int = 10_000
-    reconnect_min_ms: int = 200
-    reconnect_max_ms: int = 10_000
+    max_frame_bytes: int = _LIMITS.max_frame_bytes
+    max_connections: int = _LIMITS.max_peer_connections
+    send_queue: int = _LIMITS.peer_send_queue
+    seen_cache: int = _LIMITS.gossip_seen_cache
+    handshake_ms: int = _TIMEOUTS.handshake_ms
+    heartbeat_ms: int = _TIMEOUTS.heartbeat_ms
+    reconnect_min_ms: int = _TIMEOUTS.reconnect_min_ms
+    reconnect_max_ms: int = _TIMEOUTS.reconnect_max_ms
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> PeerOptions:

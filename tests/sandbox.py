@@ -12,24 +12,11 @@ from typing import Any
 
 from contracts.executor import BlockResult, execute_block
 from contracts.state import MemoryState
-from contracts.vectors import seed_key
 from ledger.entry import Entry, SignedEntry
-from ledger.genesis import Genesis, Member
+from ledger.genesis import Genesis
+from tests.factories import GENESIS_TIME, make_member, member_key
 
-__all__ = ["GENESIS_TIME", "Sandbox", "member", "sandbox_genesis"]
-
-GENESIS_TIME = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-_ALL = ("validator", "issuer", "customs")
-
-
-def member(member_id: str, jurisdictions: Sequence[str], roles: Sequence[str] = _ALL) -> Member:
-    return Member(
-        id=member_id,
-        name=member_id,
-        jurisdictions=tuple(jurisdictions),
-        roles=frozenset(roles),
-        public_key=seed_key(member_id).public_key,
-    )
+__all__ = ["GENESIS_TIME", "Sandbox", "sandbox_genesis"]
 
 
 def sandbox_genesis(chain_id: str = "sandbox-1") -> Genesis:
@@ -38,11 +25,11 @@ def sandbox_genesis(chain_id: str = "sandbox-1") -> Genesis:
         chain_id,
         GENESIS_TIME,
         [
-            member("CN", ("CN", "HK")),
-            member("DE", ("DE",)),
-            member("NL", ("NL",), ("validator", "customs")),
-            member("US", ("US",)),
-            member("FR-CHAMBER", ("FR",), ("issuer",)),
+            make_member("CN", ("CN", "HK")),
+            make_member("DE", ("DE",)),
+            make_member("NL", ("NL",), ("validator", "customs")),
+            make_member("US", ("US",)),
+            make_member("FR-CHAMBER", ("FR",), ("issuer",)),
         ],
     )
 
@@ -57,7 +44,7 @@ class Sandbox:
         self, author: str, kind: str, body: Mapping[str, Any], *, ts: int | None = None
     ) -> SignedEntry:
         entry = Entry(self.genesis.chain_id, kind, author, self.now if ts is None else ts, body)
-        return entry.sign(seed_key(author))
+        return entry.sign(member_key(author))
 
     def run(
         self, entries: Sequence[bytes | SignedEntry], *, block_time: int | None = None
