@@ -58,10 +58,14 @@ class Limits:
     mempool_max_entries: int = 50_000
     mempool_max_bytes: int = 64 * _MIB
     max_peer_connections: int = 64
+    max_unauthenticated_peers: int = 16
+    max_unauthenticated_per_address: int = 4
     max_api_connections: int = 256
     max_api_writes: int = 64
     peer_send_queue: int = 16_384
     gossip_seen_cache: int = 100_000
+    sync_requests_per_s: int = 10
+    sync_answer_bytes: int = 16 * _MIB
 
 
 # The consensus timeouts' defaults live with the core that schedules them.
@@ -79,6 +83,7 @@ class Timeouts:
     precommit_ms: int = _CONSENSUS.precommit_ms
     precommit_delta_ms: int = _CONSENSUS.precommit_delta_ms
     handshake_ms: int = 5000
+    peer_auth_ms: int = 2000
     heartbeat_ms: int = 10_000
     reconnect_min_ms: int = 200
     reconnect_max_ms: int = 10_000
@@ -106,10 +111,14 @@ _LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "mempool_max_entries": (1, 10_000_000),
     "mempool_max_bytes": (1024, 16 * 1024 * _MIB),
     "max_peer_connections": (1, 4096),
+    "max_unauthenticated_peers": (1, 4096),
+    "max_unauthenticated_per_address": (1, 4096),
     "max_api_connections": (1, 65_536),
     "max_api_writes": (1, 65_536),
     "peer_send_queue": (1, 1_000_000),
     "gossip_seen_cache": (16, 10_000_000),
+    "sync_requests_per_s": (1, 100_000),
+    "sync_answer_bytes": (64 * 1024, 16 * 1024 * _MIB),
 }
 _TIMEOUT_BOUNDS: dict[str, tuple[int, int]] = {
     name: (1, 3_600_000) for name in (f.name for f in fields(Timeouts))
@@ -340,6 +349,15 @@ def check_against_genesis(config: NodeConfig, genesis: Genesis) -> None:
         raise ConfigError("limits.max_frame_bytes", f"must be at least {needed} for this genesis")
     if config.limits.mempool_max_bytes < genesis.params.max_entry_bytes:
         raise ConfigError("limits.mempool_max_bytes", "must hold at least one maximal entry")
+    # Sockets still authenticating never take more than their own budget, so every other
+    # member always finds a slot: strangers cannot lock a member out.
+    members = len(genesis.members) - 1
+    needed = config.limits.max_unauthenticated_peers + members
+    if config.limits.max_peer_connections < needed:
+        raise ConfigError(
+            "limits.max_peer_connections",
+            f"must be at least max_unauthenticated_peers + {members} other members = {needed}",
+        )
 
 
 def render_default_config(
@@ -388,16 +406,27 @@ def render_default_config(
         f"max_frame_bytes = {limits.max_frame_bytes}         # one peer frame (a block must fit)",
         f"mempool_max_entries = {limits.mempool_max_entries}",
         f"mempool_max_bytes = {limits.mempool_max_bytes}",
-        f"max_peer_connections = {limits.max_peer_connections}",
+        f"max_peer_connections = {limits.max_peer_connections}     # peer sockets, linked or not",
+        "# Peer sockets still authenticating (hello and auth not yet in), in all and from",
+        "# one address: past either, the oldest such socket is closed to make room, so",
+        "# strangers never fill the slots members need. max_peer_connections must be at",
+        "# least max_unauthenticated_peers + the number of other members.",
+        f"max_unauthenticated_peers = {limits.max_unauthenticated_peers}",
+        f"max_unauthenticated_per_address = {limits.max_unauthenticated_per_address}",
         f"max_api_connections = {limits.max_api_connections}     # API reads served at once",
         f"max_api_writes = {limits.max_api_writes}           # API writes (POST) at once",
         f"peer_send_queue = {limits.peer_send_queue}          # frames queued per peer",
         f"gossip_seen_cache = {limits.gossip_seen_cache}      # message hashes remembered",
+        "# Serving catch-up to one peer: block requests answered a second, and bytes queued",
+        "# to it; a request past either is dropped and counted (dropped_block_request).",
+        f"sync_requests_per_s = {limits.sync_requests_per_s}",
+        f"sync_answer_bytes = {limits.sync_answer_bytes}",
         "",
         "[timeouts]",
         "# Consensus step timeouts grow with the round: base + round * delta (ms);",
         "# request_head_ms / request_body_ms: the time a client has to send its request's",
-        "# headers / body before the connection is closed.",
+        "# headers / body before the connection is closed; peer_auth_ms: the time an",
+        "# accepted peer socket has to authenticate (hello and auth) before it is closed.",
         *(f"{f.name} = {getattr(timeouts, f.name)}" for f in fields(Timeouts)),
         "",
         "[log]",

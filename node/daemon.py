@@ -411,6 +411,7 @@ class Node:
             await asyncio.sleep(HOUSEKEEPING_S)
             self.metrics.mempool.set(len(self.mempool))
             self.metrics.peers.set(len(self.peers.connected()))
+            self.metrics.peers_unauthenticated.set(self.peers.unauthenticated())
             self.host.regossip()
 
 

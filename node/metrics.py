@@ -31,6 +31,11 @@ class NodeMetrics:
             "customs_entries_rejected", "Entries rejected, by code", ["code"], registry=r
         )
         self.peers = Gauge("customs_peers", "Authenticated peer connections", registry=r)
+        self.peers_unauthenticated = Gauge(
+            "customs_peers_unauthenticated",
+            "Accepted peer sockets that have not authenticated yet",
+            registry=r,
+        )
         self.mempool = Gauge(
             "customs_mempool_entries", "Entries waiting in the mempool", registry=r
         )

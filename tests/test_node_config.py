@@ -174,6 +174,45 @@ def test_check_against_genesis(tmp_path: Path) -> None:
         assert info.value.key == key
 
 
+def test_peer_slots_leave_room_for_every_member_past_the_unauthenticated_budget(
+    tmp_path: Path,
+) -> None:
+    # Issue 18: strangers' sockets never take more than max_unauthenticated_peers, so a
+    # cap at that plus the other members always has a slot for each member.
+    genesis = make_genesis(("CN", "DE", "NL", "US"))
+    at = 'id = "CN"\n[limits]\nmax_unauthenticated_peers = 5\nmax_peer_connections = 8'
+    check_against_genesis(config_for(tmp_path, at), genesis)  # 5 + 3 other members
+    past = at.replace("max_peer_connections = 8", "max_peer_connections = 7")
+    with pytest.raises(ConfigError) as info:
+        check_against_genesis(config_for(tmp_path, past), genesis)
+    assert info.value.key == "limits.max_peer_connections"
+    assert "max_unauthenticated_peers + 3 other members = 8" in info.value.problem
+    # The defaults leave room for a network of up to 49 members.
+    check_against_genesis(config_for(tmp_path, 'id = "CN"'), genesis)
+    assert Limits().max_peer_connections - Limits().max_unauthenticated_peers == 48
+
+
+@pytest.mark.parametrize(
+    ("key", "low", "high"),
+    [
+        ("limits.max_unauthenticated_peers", 1, 4096),
+        ("limits.max_unauthenticated_per_address", 1, 4096),
+        ("limits.sync_requests_per_s", 1, 100_000),
+        ("limits.sync_answer_bytes", 64 * 1024, 16 * 1024**3),
+        ("timeouts.peer_auth_ms", 1, 3_600_000),
+    ],
+)
+def test_the_issue_18_limits_at_and_past_their_bounds(key: str, low: int, high: int) -> None:
+    table, _, name = key.partition(".")
+    for value in (low, high):
+        tuning = parse_settings({key: value})
+        assert getattr(getattr(tuning, table), name) == value
+    for value in (low - 1, high + 1):
+        with pytest.raises(ConfigError) as info:
+            parse_settings({key: value})
+        assert info.value.key == key
+
+
 def test_settings_render_into_a_config_that_loads_them(tmp_path: Path) -> None:
     settings = {
         "limits.max_frame_bytes": 1024 * 1024,

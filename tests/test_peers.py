@@ -25,6 +25,7 @@ from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from node.peers import PEER_PATH, FrameError, HandshakeError, PeerError, PeerManager, PeerOptions
 from node.peers.frames import (
+    HANDSHAKE_FRAME_BYTES,
     NONCE_BYTES,
     Auth,
     Challenge,
@@ -510,6 +511,267 @@ async def test_handler_bug_is_kept_and_signalled(cluster) -> None:  # type: igno
     async with asyncio.timeout(WAIT):
         await de.peers.failed.wait()
     assert isinstance(de.peers.failure, RuntimeError)
+
+
+# -- strangers (issue 18): a budget of their own, a deadline, handshake-sized frames ----
+
+
+async def idle_socket(
+    node: Node, source: str
+) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    """An upgraded peer socket from ``source`` (a 127.0.0.x address) that sends nothing."""
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(source, 0)))
+    try:
+        return session, await session.ws_connect(node.url + PEER_PATH, autoping=False)
+    except BaseException:
+        await session.close()
+        raise
+
+
+async def close_all(sockets: Iterable[tuple[aiohttp.ClientSession, object]]) -> None:
+    for session, _ in sockets:
+        await session.close()
+
+
+async def test_idle_sockets_from_many_addresses_cannot_keep_a_member_out(cluster) -> None:  # type: ignore[no-untyped-def]
+    # Before issue 18 these 16 sockets took all 16 connection slots until the handshake
+    # timed out, and a member dialling in got 503 for as long as they were reopened.
+    options = dataclasses.replace(FAST, max_connections=16, max_unauthenticated=4, per_address=2)
+    (cn,) = await cluster({"CN": []}, options=options)
+    idle = [await idle_socket(cn, f"127.0.0.{2 + i // 2}") for i in range(16)]
+    try:
+        de = Node("DE", bind())
+        await start(de, cn.peers.genesis, ["CN"], options=options)
+        try:
+            # Well inside the 2 s the idle sockets would have held their slots for.
+            async with asyncio.timeout(1.0):
+                while not linked(cn, de):
+                    await asyncio.sleep(0.01)
+            assert de.peers.counters["dial_failed"] == 0
+        finally:
+            await stop(de)
+            de.sock.close()
+        # Each socket past the budget of 4 displaced the oldest, DE's included; DE's
+        # handshake, a round trip, was over before anything could displace it.
+        assert cn.peers.unauthenticated() == 3
+        assert cn.peers.counters["unauthenticated_displaced_budget"] == 13
+        assert cn.peers.counters["refused_connection_limit"] == 0
+        # The displaced sockets were closed at once, with a reason they can act on.
+        closes = [await ws.receive(timeout=1.0) for _, ws in idle[:13]]
+        assert {(m.type, m.data, m.extra) for m in closes} == {
+            (WSMsgType.CLOSE, WSCloseCode.TRY_AGAIN_LATER, "displaced by newer connections")
+        }
+    finally:
+        await close_all(idle)
+
+
+async def test_one_address_displaces_only_its_own_sockets(cluster) -> None:  # type: ignore[no-untyped-def]
+    options = dataclasses.replace(FAST, max_unauthenticated=4, per_address=2)
+    (cn,) = await cluster({"CN": []}, options=options)
+    a = [await idle_socket(cn, "127.0.0.2") for _ in range(2)]
+    b = [await idle_socket(cn, "127.0.0.3") for _ in range(3)]  # at its share, then one past
+    sockets = [*a, *b]
+    try:
+        first_b = await b[0][1].receive(timeout=1.0)
+        assert (first_b.type, first_b.data) == (WSMsgType.CLOSE, WSCloseCode.TRY_AGAIN_LATER)
+        assert cn.peers.counters["unauthenticated_displaced_per_address"] == 1
+        assert cn.peers.unauthenticated() == 4  # a[0], a[1], b[1], b[2]: the budget, full
+        for _, ws in (*a, *b[1:]):
+            with pytest.raises(asyncio.TimeoutError):
+                await ws.receive(timeout=0.05)  # still open
+        # One past the whole budget: the oldest of all goes, whichever address it is from.
+        sockets.append(await idle_socket(cn, "127.0.0.4"))
+        oldest = await a[0][1].receive(timeout=1.0)
+        assert (oldest.type, oldest.data) == (WSMsgType.CLOSE, WSCloseCode.TRY_AGAIN_LATER)
+        assert cn.peers.counters["unauthenticated_displaced_budget"] == 1
+        assert cn.peers.unauthenticated() == 4
+        # A member from an address at its share still gets in: the wait is a handshake.
+        session, ws = await member_socket(cn, "DE")
+        sockets.append((session, ws))
+        await until(lambda: cn.peers.connected() == ["DE"], "DE linked")
+    finally:
+        await close_all(sockets)
+
+
+@pytest.mark.parametrize(("delay", "linked_in_time"), [(0.24, True), (0.56, False)])
+async def test_a_socket_has_peer_auth_ms_to_authenticate(  # type: ignore[no-untyped-def]
+    cluster, delay: float, linked_in_time: bool
+) -> None:
+    # auth_ms = 400: a member whose auth is in after 60% of it links; a hello 40% past
+    # it meets a closed socket.
+    (cn,) = await cluster({"CN": []}, options=dataclasses.replace(FAST, auth_ms=400))
+    genesis = cn.peers.genesis
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(cn.url + PEER_PATH)
+        opened = asyncio.get_running_loop().time()
+        await asyncio.sleep(delay)
+        shake = DialerHandshake(genesis, "DE", member_key("DE"), os.urandom(NONCE_BYTES), "CN")
+        if linked_in_time:
+            await ws.send_bytes(encode_frame(shake.hello()))
+            challenge = decode_frame((await ws.receive()).data, 1 << 20)
+            assert isinstance(challenge, Challenge)
+            await ws.send_bytes(encode_frame(shake.on_challenge(challenge)))
+            reply = await ws.receive()
+            assert isinstance(decode_frame(reply.data, 1 << 20), Ok)
+            assert cn.peers.connected() == ["DE"]
+        else:
+            msg = await ws.receive()
+            assert (msg.type, msg.extra) == (WSMsgType.CLOSE, "handshake timeout")
+            # auth_ms, not the 2 s of handshake_ms, was the bound.
+            assert asyncio.get_running_loop().time() - opened < 0.9
+            assert cn.peers.counters["handshake_inbound_failed"] == 1
+        await ws.close()
+
+
+class SilentDialler:
+    """DE's listener, hand-run: authenticates a dialler, then reads and never answers —
+    the link CN still holds to a DE process that has hung or been cut off."""
+
+    def __init__(self, challenge: Callable[[Challenge], bytes] | None = None) -> None:
+        self.node = Node("DE", bind())
+        self.challenge = challenge
+        self.closes: list[aiohttp.WSMessage] = []
+
+    async def start(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+        app = web.Application()
+        app.router.add_get(PEER_PATH, self._handle)
+        self.node.runner = web.AppRunner(app, handle_signals=False)
+        await self.node.runner.setup()
+        await web.SockSite(self.node.runner, self.node.sock).start()
+
+    async def stop(self) -> None:
+        await stop(self.node)
+        self.node.sock.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        shake = ListenerHandshake(self.genesis, "DE", member_key("DE"), os.urandom(NONCE_BYTES))
+        hello = decode_frame((await ws.receive()).data, 1 << 20)
+        assert isinstance(hello, Hello)
+        challenge = shake.on_hello(hello)
+        if self.challenge is not None:
+            await ws.send_bytes(self.challenge(challenge))
+        else:
+            await ws.send_bytes(encode_frame(challenge))
+            auth = decode_frame((await ws.receive()).data, 1 << 20)
+            assert isinstance(auth, Auth)
+            shake.on_auth(auth)
+            await ws.send_bytes(encode_frame(Ok()))
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                self.closes.append(msg)
+        self.closes.append(_closed_message(ws))
+        return ws
+
+
+def _closed_message(ws: web.WebSocketResponse) -> aiohttp.WSMessage:
+    return aiohttp.WSMessage(WSMsgType.CLOSED, ws.close_code, None)
+
+
+async def test_a_member_reconnecting_replaces_its_own_stale_link() -> None:
+    options = dataclasses.replace(FAST, handshake_ms=300)
+    cn = Node("CN", bind())
+    zombie = SilentDialler()
+    genesis = network_genesis([cn, zombie.node])
+    await zombie.start(genesis)
+    await start(cn, genesis, ["DE"], options=options)
+    try:
+        await until(lambda: cn.peers.connected() == ["DE"], "CN's link to the old DE")
+        assert cn.peers.peers()[0].dialled_by == "CN"
+        # DE restarted: it knows of no link and dials CN. Over a link older than two
+        # handshakes, this is a reconnect, and CN takes it (before, CN kept its stale
+        # link, dialled by the lower id, and refused DE until a heartbeat failed).
+        await asyncio.sleep(2 * options.handshake_ms / 1000 + 0.1)
+        session, ws = await member_socket(cn, "DE")
+        try:
+            await until(
+                lambda: [p.dialled_by for p in cn.peers.peers() if p.connected] == ["DE"],
+                "DE's new link",
+            )
+            assert cn.peers.counters["link_replaced_by_reconnect"] == 1
+            await until(lambda: zombie.closes != [], "the stale link closed")
+            cn.peers.broadcast("entry", b"over the new link")
+            msg = await ws.receive(timeout=WAIT)
+            while isinstance(decode_frame(msg.data, 1 << 20), Height):
+                msg = await ws.receive(timeout=WAIT)
+            assert decode_frame(msg.data, 1 << 20) == Message(
+                k="entry", p=b"over the new link", r=True, s=("CN", "DE")
+            )
+        finally:
+            await ws.close()
+            await session.close()
+    finally:
+        await stop(cn)
+        await zombie.stop()
+        cn.sock.close()
+
+
+def test_every_handshake_frame_fits_the_handshake_limit() -> None:
+    largest = [
+        Hello(chain="c" * 64, genesis=bytes(32), id="X" * 16, nonce=bytes(32)),
+        Challenge(id="X" * 16, nonce=bytes(32), sig=bytes(64)),
+        Auth(sig=bytes(64)),
+        Ok(),
+    ]
+    for frame in largest:
+        assert len(encode_frame(frame)) < HANDSHAKE_FRAME_BYTES // 2, frame
+
+
+@pytest.mark.parametrize(
+    ("size", "code", "counter"),
+    [
+        (HANDSHAKE_FRAME_BYTES, WSCloseCode.POLICY_VIOLATION, "handshake_inbound_failed"),
+        (
+            HANDSHAKE_FRAME_BYTES + 1,
+            WSCloseCode.MESSAGE_TOO_BIG,
+            "handshake_inbound_frame_too_large",
+        ),
+    ],
+    ids=["at-the-limit", "one-past"],
+)
+async def test_before_it_authenticates_a_peer_sends_no_more_than_a_handshake_frame(  # type: ignore[no-untyped-def]
+    cluster, size: int, code: int, counter: str
+) -> None:
+    # max_frame_bytes is 64 KiB here; before issue 18 a stranger's hello could be as big.
+    (cn,) = await cluster({"CN": []})
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(cn.url + PEER_PATH)
+        await ws.send_bytes(b"\xc1" * size)  # junk: at the limit, only its content is wrong
+        msg = await ws.receive(timeout=WAIT)
+        assert (msg.type, msg.data) == (WSMsgType.CLOSE, code)
+        await ws.close()
+    await until(lambda: cn.peers.counters[counter] == 1, counter)
+    assert cn.peers.counters["handshake_inbound_failed"] == 1
+
+
+async def test_a_dialler_takes_no_more_than_a_handshake_frame_before_the_challenge() -> None:
+    cn = Node("CN", bind())
+    big = SilentDialler(challenge=lambda c: encode_frame(c) + b"\x00" * HANDSHAKE_FRAME_BYTES)
+    genesis = network_genesis([cn, big.node])
+    await big.start(genesis)
+    await start(cn, genesis, ["DE"])
+    try:
+        await until(lambda: cn.peers.counters["handshake_outbound_frame_too_large"] >= 1, "refusal")
+        assert cn.peers.connected() == []
+        await until(lambda: big.closes != [], "the close")
+        assert big.closes[0].data == WSCloseCode.MESSAGE_TOO_BIG
+    finally:
+        await stop(cn)
+        await big.stop()
+        cn.sock.close()
+
+
+async def test_once_linked_frames_up_to_max_frame_bytes_pass_both_ways(cluster) -> None:  # type: ignore[no-untyped-def]
+    cn, de = await cluster({"CN": ["DE"], "DE": []})
+    await until(lambda: linked(cn, de), "CN-DE")
+    envelope = len(encode_frame(Message(k="entry", p=b"", r=False)))
+    for sender, receiver in ((cn, de), (de, cn)):  # the dialler's socket, the listener's
+        payload = sender.id.encode() * ((FAST.max_frame_bytes - envelope - 1) // 2)
+        assert sender.peers.send(receiver.id, "entry", payload)
+        await until(lambda: receiver.got(payload) == 1, f"a large frame at {receiver.id}")  # noqa: B023
+    assert linked(cn, de)
 
 
 # -- transport errors of one link ----------------------------------------------------

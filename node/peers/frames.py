@@ -26,6 +26,7 @@ from ledger.keys import SIGNATURE_BYTES
 from node.peers.errors import FrameError
 
 __all__ = [
+    "HANDSHAKE_FRAME_BYTES",
     "MAX_REACHED",
     "MESSAGE_KINDS",
     "NONCE_BYTES",
@@ -50,6 +51,10 @@ MAX_REACHED = 1024
 NONCE_BYTES = 32
 HASH_BYTES = 32
 MAX_CHAIN_ID = 64
+# The largest handshake frame (a hello with a 64-character chain id and a 16-character
+# member id) is under 200 bytes: until a peer has authenticated, no frame may be larger,
+# so a stranger cannot make a node buffer megabytes (issue 18).
+HANDSHAKE_FRAME_BYTES = 512
 # Kinds relayed hop by hop so members without a direct link still converge.
 RELAYED_KINDS = frozenset({"entry", "proposal", "vote", "commit"})
 # Point-to-point kinds: a request, its answer, and a peer's own status.

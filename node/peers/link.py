@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import ClientError, ClientWebSocketResponse, WSCloseCode, web
+from aiohttp.http import WebSocketReader
 
-__all__ = ["TRANSPORT_ERRORS", "Link", "WebSocket"]
+__all__ = ["TRANSPORT_ERRORS", "Link", "WebSocket", "raise_frame_limit"]
 
 log = logging.getLogger("node.peers")
 
@@ -19,6 +22,31 @@ _MAX_REASON = 120  # RFC 6455 §5.5: a control frame's payload is at most 125 by
 # ClientConnectionResetError is both). aiohttp's receive() raises one of these when the
 # automatic pong to a ping meets a transport that is already closing.
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, ClientError)
+
+
+def raise_frame_limit(ws: WebSocket, max_msg_size: int) -> None:
+    """Let ``ws`` read messages below ``max_msg_size`` from now on.
+
+    aiohttp fixes a WebSocket's message limit when it sets up the socket's frame parser
+    (its C parser keeps the limit where Python cannot change it). A peer socket starts
+    with the handshake's small limit, so a stranger's frame is refused from its header
+    before any of its payload is buffered; once the other side has proved it is a
+    member, the parser is replaced by one with the full limit. The caller does that at
+    a frame boundary where the peer, by protocol, sends nothing (the listener after the
+    auth frame, before its ok; the dialler after the challenge, before its auth), so
+    the old parser holds no partial frame.
+    """
+    queue = ws._reader
+    assert queue is not None, "raise_frame_limit on a socket that is not open"
+    protocol: Any = queue._protocol
+    parser = WebSocketReader(queue, max_msg_size, compress=False, decode_text=True)
+    ws._parser = parser
+    if isinstance(ws, web.WebSocketResponse):
+        ws._max_msg_size = max_msg_size
+        protocol._payload_parser = None  # RequestHandler.set_parser takes a first parser
+        protocol.set_parser(parser, data_received_cb=protocol._data_received_cb)
+    else:
+        protocol.set_parser(parser, queue, data_received_cb=protocol._data_received_cb)
 
 
 class Link:
@@ -36,6 +64,8 @@ class Link:
         self.dialer = dialer
         self.ws = ws
         self.height: int | None = None
+        self.since = time.monotonic()  # when it was registered as the pair's link
+        self.queued_bytes = 0  # frame bytes queued and not yet written to the socket
         self.closed = asyncio.Event()
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
         self._on_overflow = on_overflow
@@ -56,6 +86,7 @@ class Link:
             self._on_overflow(self)
             self.close(WSCloseCode.TRY_AGAIN_LATER, "send queue overflow")
             return False
+        self.queued_bytes += len(data)
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -95,3 +126,5 @@ class Link:
                 # The socket went away under us; the reader sees the close and cleans up.
                 log.debug("send to %s failed: %s", self.peer_id, exc)
                 return
+            finally:
+                self.queued_bytes -= len(data)

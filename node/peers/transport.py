@@ -5,6 +5,20 @@ knows; both sides then run the handshake of ``handshake.py``. One link per membe
 when two authenticated connections exist for a pair (both dialled at once, or a peer
 came back), both ends keep the one dialled by the lower member id, or the newer one if
 both were dialled by the same side — a rule both ends evaluate to the same answer.
+That rule settles simultaneous dials, which meet within a handshake of each other; a
+member dialling in over a link that has stood longer than twice ``handshake_ms`` is
+reconnecting (it restarted, or lost the link we still hold) and its new link replaces
+its own stale one, so a restarted node is not shut out until a heartbeat notices.
+
+Strangers get in only as far as the handshake, and on a budget of their own: at most
+``max_unauthenticated`` sockets, ``per_address`` of them from one address, each with
+``auth_ms`` to authenticate and frames no larger than the handshake's
+(``HANDSHAKE_FRAME_BYTES``; the full ``max_frame_bytes`` only once it has). A socket
+past either budget displaces the oldest unauthenticated one (of its address first), so
+a member's handshake, which takes a round trip, cannot be shut out by sockets that sit
+and wait; authenticated links are never displaced by one. ``max_connections`` caps
+unauthenticated sockets and links together (the daemon's config keeps it above the
+unauthenticated budget plus every other member).
 
 Faults of a peer (bad frames, failed handshakes, overflowing queues) close that link, are
 counted in ``counters`` and logged; they never reach the daemon as exceptions. So do the
@@ -28,7 +42,8 @@ import asyncio
 import logging
 import os
 import random
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -41,6 +56,7 @@ from ledger.keys import SigningKey
 from node.config import Limits, NodeConfig, Timeouts
 from node.peers.errors import FrameError, HandshakeError, PeerError
 from node.peers.frames import (
+    HANDSHAKE_FRAME_BYTES,
     MAX_REACHED,
     MESSAGE_KINDS,
     NONCE_BYTES,
@@ -57,13 +73,16 @@ from node.peers.frames import (
 )
 from node.peers.gossip import SeenCache, message_id
 from node.peers.handshake import DialerHandshake, ListenerHandshake
-from node.peers.link import TRANSPORT_ERRORS, Link, WebSocket
+from node.peers.link import TRANSPORT_ERRORS, Link, WebSocket, raise_frame_limit
 
 __all__ = ["PEER_PATH", "OnMessage", "PeerManager", "PeerOptions", "PeerStatus"]
 
 log = logging.getLogger("node.peers")
 
 PEER_PATH = "/v1/peer"
+# Repeated warnings about strangers (timeouts, displaced sockets) are summed up in one
+# line per this many seconds, so a flood of sockets cannot flood the log.
+QUIET_LOG_S = 10.0
 _HANDSHAKE_ERRORS: tuple[type[Exception], ...] = (PeerError, *TRANSPORT_ERRORS)
 _F = TypeVar("_F", Hello, Challenge, Auth, Ok)
 # on_message(from_peer_id, kind, payload): the daemon's handler for every delivered message.
@@ -80,9 +99,12 @@ _LIMITS, _TIMEOUTS = Limits(), Timeouts()
 class PeerOptions:
     max_frame_bytes: int = _LIMITS.max_frame_bytes
     max_connections: int = _LIMITS.max_peer_connections
+    max_unauthenticated: int = _LIMITS.max_unauthenticated_peers
+    per_address: int = _LIMITS.max_unauthenticated_per_address
     send_queue: int = _LIMITS.peer_send_queue
     seen_cache: int = _LIMITS.gossip_seen_cache
     handshake_ms: int = _TIMEOUTS.handshake_ms
+    auth_ms: int = _TIMEOUTS.peer_auth_ms
     heartbeat_ms: int = _TIMEOUTS.heartbeat_ms
     reconnect_min_ms: int = _TIMEOUTS.reconnect_min_ms
     reconnect_max_ms: int = _TIMEOUTS.reconnect_max_ms
@@ -93,13 +115,48 @@ class PeerOptions:
         return cls(
             max_frame_bytes=limits.max_frame_bytes,
             max_connections=limits.max_peer_connections,
+            max_unauthenticated=limits.max_unauthenticated_peers,
+            per_address=limits.max_unauthenticated_per_address,
             send_queue=limits.peer_send_queue,
             seen_cache=limits.gossip_seen_cache,
             handshake_ms=timeouts.handshake_ms,
+            auth_ms=timeouts.peer_auth_ms,
             heartbeat_ms=timeouts.heartbeat_ms,
             reconnect_min_ms=timeouts.reconnect_min_ms,
             reconnect_max_ms=timeouts.reconnect_max_ms,
         )
+
+
+class _Pending:
+    """An accepted socket that has not authenticated yet, and how to cut it short."""
+
+    __slots__ = ("deadline", "displaced", "remote")
+
+    def __init__(self, remote: str) -> None:
+        self.remote = remote
+        self.deadline: asyncio.Timeout | None = None  # set once the handshake runs
+        self.displaced = ""  # why it was cut short, if it was
+
+    def displace(self, why: str) -> None:
+        self.displaced = why
+        if self.deadline is not None:
+            self.deadline.reschedule(asyncio.get_running_loop().time())
+
+
+class _QuietLog:
+    """A warning logged once per ``QUIET_LOG_S`` with the count of what it stands for."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._count = 0
+        self._next = 0.0
+
+    def warn(self, where: str | None) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now >= self._next:
+            log.warning(self._text, self._count, QUIET_LOG_S, where)
+            self._count, self._next = 0, now + QUIET_LOG_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +199,11 @@ class PeerManager:
         self._seen = SeenCache(self.options.seen_cache)
         self._height = 0
         self._sockets: set[WebSocket] = set()
+        # Accepted sockets still authenticating, oldest first.
+        self._pending: OrderedDict[WebSocket, _Pending] = OrderedDict()
+        self._quiet_timeouts = _QuietLog(
+            "%d inbound peer handshake(s) timed out or were displaced in %.0f s (last from %s)"
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._stopping = False
@@ -216,6 +278,15 @@ class PeerManager:
     def connected(self) -> list[str]:
         return sorted(self._links)
 
+    def unauthenticated(self) -> int:
+        """Accepted sockets that have not authenticated yet (and are not being displaced)."""
+        return sum(not p.displaced for p in self._pending.values())
+
+    def queued_bytes(self, peer_id: str) -> int | None:
+        """Frame bytes queued to ``peer_id`` and not yet written; None without a link."""
+        link = self._links.get(peer_id)
+        return None if link is None else link.queued_bytes
+
     def _status(self, peer_id: str) -> PeerStatus:
         link = self._links.get(peer_id)
         return PeerStatus(
@@ -247,37 +318,82 @@ class PeerManager:
     async def _accept(self, request: web.Request) -> web.StreamResponse:
         if self._stopping:
             raise web.HTTPServiceUnavailable(text="node shutting down")
-        if len(self._sockets) >= self.options.max_connections:
+        remote = request.remote or "unknown"
+        victim = self._make_room_for(remote)
+        pending = self.unauthenticated() - (victim is not None)
+        if pending + len(self._links) >= self.options.max_connections:
             self.counters["refused_connection_limit"] += 1
-            log.warning("refused peer socket from %s: connection limit", request.remote)
+            log.warning("refused peer socket from %s: connection limit", remote)
             raise web.HTTPServiceUnavailable(text="peer connection limit reached")
+        if victim is not None:
+            displaced, why = victim
+            self.counters[f"unauthenticated_displaced_{why}"] += 1
+            displaced.displace(why)
         ws = web.WebSocketResponse(
-            max_msg_size=self._ws_limit,
+            # Until it authenticates, a peer gets no more than a handshake frame.
+            max_msg_size=HANDSHAKE_FRAME_BYTES + 1,
             heartbeat=self.options.heartbeat_ms / 1000,
-            timeout=self.options.handshake_ms / 1000,
+            timeout=self._auth_s,
             compress=False,
         )
-        await ws.prepare(request)
+        # In the budget from before the upgrade: concurrent upgrades all count.
+        entry = self._pending[ws] = _Pending(remote)
+        started = asyncio.get_running_loop().time()
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self._pending.pop(ws, None)
+            raise
         self._sockets.add(ws)
         try:
-            peer_id = await self._listen_handshake(ws, request.remote)
+            peer_id = await self._listen_handshake(ws, entry, started)
             if peer_id is not None:
                 await self._run_link(Link(peer_id, peer_id, ws, *self._link_args()), ack=True)
         finally:
+            self._pending.pop(ws, None)
             self._sockets.discard(ws)
             await ws.close()
         return ws
 
-    async def _listen_handshake(self, ws: WebSocket, remote: str | None) -> str | None:
+    def _make_room_for(self, remote: str) -> tuple[_Pending, str] | None:
+        """The unauthenticated socket a new one from ``remote`` displaces, and why: the
+        oldest from that address when it has its share, else the oldest of all when the
+        budget is spent."""
+        pending = self._pending
+        if not pending:
+            return None
+        same = [p for p in pending.values() if p.remote == remote and not p.displaced]
+        if len(same) >= self.options.per_address:
+            return same[0], "per_address"
+        live = [p for p in pending.values() if not p.displaced]
+        if len(live) >= self.options.max_unauthenticated:
+            return live[0], "budget"
+        return None
+
+    @property
+    def _auth_s(self) -> float:
+        return min(self.options.auth_ms, self.options.handshake_ms) / 1000
+
+    async def _listen_handshake(self, ws: WebSocket, entry: _Pending, started: float) -> str | None:
+        """Authenticate an accepted socket within ``auth_s`` of ``started`` (its upgrade)."""
         shake = ListenerHandshake(self.genesis, self.my_id, self._key, os.urandom(NONCE_BYTES))
         try:
-            async with asyncio.timeout(self.options.handshake_ms / 1000):
+            async with asyncio.timeout_at(started + self._auth_s) as deadline:
+                entry.deadline = deadline
+                if entry.displaced:  # while the upgrade was going out
+                    raise TimeoutError
                 hello = await self._receive(ws, Hello)
                 await ws.send_bytes(encode_frame(shake.on_hello(hello)))
-                return shake.on_auth(await self._receive(ws, Auth))
+                peer_id = shake.on_auth(await self._receive(ws, Auth))
         except _HANDSHAKE_ERRORS as exc:
-            await self._refuse(ws, "inbound", remote, exc)
+            self._pending.pop(ws, None)  # out of the budget now, not once the close is done
+            await self._refuse(ws, "inbound", entry.remote, exc, displaced=entry.displaced)
             return None
+        finally:
+            self._pending.pop(ws, None)
+        # A member now: its frames may be as large as any (the dialler waits for our ok).
+        raise_frame_limit(ws, self._ws_limit)
+        return peer_id
 
     # -- dialling --------------------------------------------------------------------
 
@@ -305,7 +421,8 @@ class PeerManager:
         try:
             ws = await self._session.ws_connect(
                 url + PEER_PATH,
-                max_msg_size=self._ws_limit,
+                # Raised once the listener has proved it is the member we dialled.
+                max_msg_size=HANDSHAKE_FRAME_BYTES + 1,
                 heartbeat=self.options.heartbeat_ms / 1000,
                 timeout=aiohttp.ClientWSTimeout(ws_close=self.options.handshake_ms / 1000),
             )
@@ -331,6 +448,8 @@ class PeerManager:
             async with asyncio.timeout(self.options.handshake_ms / 1000):
                 await ws.send_bytes(encode_frame(shake.hello()))
                 auth = shake.on_challenge(await self._receive(ws, Challenge))
+                # The listener sends nothing more before our auth; after it, anything.
+                raise_frame_limit(ws, self._ws_limit)
                 await ws.send_bytes(encode_frame(auth))
                 await self._receive(ws, Ok)
         except _HANDSHAKE_ERRORS as exc:
@@ -357,17 +476,35 @@ class PeerManager:
         )
 
     async def _refuse(
-        self, ws: WebSocket, direction: str, where: str | None, exc: Exception
+        self,
+        ws: WebSocket,
+        direction: str,
+        where: str | None,
+        exc: Exception,
+        *,
+        displaced: str = "",
     ) -> None:
-        if isinstance(exc, PeerError):
+        code = WSCloseCode.POLICY_VIOLATION
+        if displaced:
+            reason, code = "displaced by newer connections", WSCloseCode.TRY_AGAIN_LATER
+        elif isinstance(exc, PeerError):
             reason = exc.reason
+            if _too_big(exc):
+                code = WSCloseCode.MESSAGE_TOO_BIG
         else:
             reason = "handshake timeout" if isinstance(exc, TimeoutError) else "connection lost"
         self.counters[f"handshake_{direction}_failed"] += 1
         if isinstance(exc, HandshakeError):
             self.counters[f"refused_{exc.reason.replace(' ', '_')}"] += 1
-        log.warning("peer handshake (%s, %s) failed: %s", direction, where, exc)
-        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
+        elif _too_big(exc):
+            self.counters[f"handshake_{direction}_frame_too_large"] += 1
+        idle = not isinstance(exc, PeerError) or exc.reason == "closed"
+        if direction == "inbound" and (displaced or idle):
+            # What a flood of idle sockets produces: one line per interval, not per socket.
+            self._quiet_timeouts.warn(where)
+        else:
+            log.warning("peer handshake (%s, %s) failed: %s", direction, where, exc)
+        await ws.close(code=code, message=reason.encode()[:120])
 
     async def _run_link(self, link: Link, *, ack: bool) -> None:
         """Serve an authenticated link until it closes; the listener side sends ``ok``."""
@@ -396,9 +533,15 @@ class PeerManager:
         if current is not None:
             self.counters["duplicate_link"] += 1
             lower = min(self.my_id, link.peer_id)
-            if current.dialer != link.dialer and current.dialer == lower:
+            # Simultaneous dials meet within a handshake of each other; a member dialling
+            # over an older link is reconnecting, and its link is the one it can use.
+            settled = time.monotonic() - current.since > 2 * self.options.handshake_ms / 1000
+            if settled:
+                self.counters["link_replaced_by_reconnect"] += 1
+            elif current.dialer != link.dialer and current.dialer == lower:
                 return False
             current.close(WSCloseCode.POLICY_VIOLATION, "duplicate link")
+        link.since = time.monotonic()
         self._links[link.peer_id] = link
         return True
 
@@ -425,10 +568,7 @@ class PeerManager:
     def _fault(self, link: Link, exc: PeerError) -> None:
         self.counters[f"fault_{exc.reason.replace(' ', '_')}"] += 1
         log.warning("closing link to %s: %s", link.peer_id, exc)
-        too_big = exc.reason == "frame too large" or (
-            exc.reason == "frame error" and "size" in exc.detail.lower()
-        )
-        code = WSCloseCode.MESSAGE_TOO_BIG if too_big else WSCloseCode.POLICY_VIOLATION
+        code = WSCloseCode.MESSAGE_TOO_BIG if _too_big(exc) else WSCloseCode.POLICY_VIOLATION
         link.close(code, exc.reason)
 
     async def _on_frame(self, link: Link, frame: Frame) -> None:
@@ -487,18 +627,27 @@ class PeerManager:
         self.failed.set()
 
     async def _receive(self, ws: WebSocket, expected: type[_F]) -> _F:
-        frame = self._frame_of(await ws.receive())
+        frame = self._frame_of(await ws.receive(), HANDSHAKE_FRAME_BYTES)
         if not isinstance(frame, expected):
             name = type(frame).__name__
             raise HandshakeError("protocol", f"expected {expected.__name__}, got {name}")
         return frame
 
-    def _frame_of(self, msg: aiohttp.WSMessage) -> Frame:
+    def _frame_of(self, msg: aiohttp.WSMessage, max_bytes: int | None = None) -> Frame:
         """The frame in ``msg``; raise PeerError for anything that is not a valid frame."""
         if msg.type == WSMsgType.BINARY:
-            return decode_frame(msg.data, self.options.max_frame_bytes)
+            return decode_frame(msg.data, max_bytes or self.options.max_frame_bytes)
         if msg.type == WSMsgType.ERROR:
             raise FrameError("frame error", str(msg.data))
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             raise PeerError("closed", f"peer closed: {msg.extra or msg.data}")
         raise FrameError("malformed frame", f"{msg.type.name} frames are not accepted")
+
+
+def _too_big(exc: Exception) -> bool:
+    """Whether ``exc`` refused a frame for its size (ours, or aiohttp's reader's)."""
+    if not isinstance(exc, PeerError):
+        return False
+    return exc.reason == "frame too large" or (
+        exc.reason == "frame error" and "size" in exc.detail.lower()
+    )
