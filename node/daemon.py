@@ -97,7 +97,11 @@ class Node:
         self.chain: Chain
         self.host: ConsensusHost
         self.peers: PeerManager
-        self.sync = Syncer(self)
+        self.sync = Syncer(
+            self,
+            requests_per_s=config.limits.sync_requests_per_s,
+            answer_bytes=config.limits.sync_answer_bytes,
+        )
         self.service = Service(self)
         self._outbox: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -343,7 +347,7 @@ class Node:
         elif kind == "commit":
             self._on_commit(peer, payload)
         elif kind == "block_request":
-            self.sync.on_request(peer, payload)
+            await self.sync.on_request(peer, payload)
         elif kind == "block_response":
             self.sync.on_response(peer, payload)
 

@@ -12,6 +12,15 @@ does not answer a request, answers with nothing it claimed to have, or sends an 
 block is ignored for a while (doubling each time, reset by a useful answer): neither its
 height nor a request to it then holds up catching up, and one liar cannot keep the node
 reporting ``syncing`` for ever.
+
+Serving others is on a budget per peer, so that a member asking for blocks over and
+over cannot stall this node (issue 18): a token bucket of ``sync_requests_per_s``
+requests (a second's worth at most saved up), answers only while fewer than
+``sync_answer_bytes`` are queued to that peer (an answer is cut to what fits), and a
+turn of the event loop between the blocks of an answer, so consensus and the API are
+served while it is read. A request over budget is dropped, counted as the peer event
+``dropped_block_request`` and logged at most once per ``DROP_LOG_S`` per peer. An honest
+syncer has one request outstanding at a time and never comes near either budget.
 """
 
 from __future__ import annotations
@@ -48,10 +57,30 @@ POLL_INTERVAL_S = 0.5
 SUSPECT_MIN_S = 30.0
 SUSPECT_MAX_S = 600.0
 BETWEEN_BLOCKS_S = 0.005
+DROP_LOG_S = 10.0
+# An answer is not started with less room than this under ``sync_answer_bytes``.
+MIN_ANSWER_ROOM = 64 * 1024
+
+
+class RequestBudget:
+    """A token bucket per peer: ``rate`` requests a second, at most ``rate`` saved up."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._buckets: dict[str, tuple[float, float]] = {}  # peer -> (tokens, at)
+
+    def take(self, peer: str, now: float) -> bool:
+        tokens, at = self._buckets.get(peer, (float(self.rate), now))
+        tokens = min(float(self.rate), tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._buckets[peer] = (tokens, now)
+            return False
+        self._buckets[peer] = (tokens - 1.0, now)
+        return True
 
 
 class Syncer:
-    def __init__(self, node: SyncNode) -> None:
+    def __init__(self, node: SyncNode, *, requests_per_s: int, answer_bytes: int) -> None:
         self.node = node
         self.wanted = 0
         self.syncing = False
@@ -61,6 +90,11 @@ class Syncer:
         self._rotation = 0
         # peer -> (ignored until this monotonic time, how long it was ignored last time)
         self._suspects: dict[str, tuple[float, float]] = {}
+        # node.toml's sync_requests_per_s and sync_answer_bytes: serving others' requests.
+        self._budget = RequestBudget(requests_per_s)
+        self._answer_bytes = answer_bytes
+        # peer -> (requests dropped since the last line about it, when that line was)
+        self._dropped: dict[str, tuple[int, float]] = {}
 
     def want(self, height: int) -> None:
         """Make sure blocks up to ``height`` get fetched."""
@@ -200,17 +234,24 @@ class Syncer:
         if awaited and self._reply is not None:
             self._reply.set_result(items)
 
-    def on_request(self, peer: str, payload: bytes) -> None:
+    async def on_request(self, peer: str, payload: bytes) -> None:
         try:
             request = decode_block_request(payload)
         except WireError as exc:
             self.node.peer_fault(peer, "block_request", exc)
             return
+        room = self._room_for(peer)
+        if room is None:
+            return
         store = self.node.store
-        budget = self.node.wire_limits.max_payload_bytes // 2
+        budget = min(self.node.wire_limits.max_payload_bytes // 2, room)
         items: list[SyncItem] = []
         with store.snapshot() as view:
             for height in range(request.first, min(request.last, view.height) + 1):
+                if items:
+                    # Reading and decoding a block can take milliseconds: consensus and
+                    # the API get their turns between the blocks of an answer.
+                    await asyncio.sleep(0)
                 block, commit = view.get_block(height), view.get_commit(height)
                 if block is None or commit is None:
                     break
@@ -221,3 +262,28 @@ class Syncer:
                 budget -= size
                 items.append(SyncItem(block, commit, last_commit))
         self.node.peers.send(peer, "block_response", encode_block_response(items))
+
+    def _room_for(self, peer: str) -> int | None:
+        """Bytes an answer to ``peer`` may take now; None if its request is dropped."""
+        now = time.monotonic()
+        queued = self.node.peers.queued_bytes(peer)
+        if queued is None:
+            return None  # the link is gone: nobody to answer
+        room = self._answer_bytes - queued
+        if room >= MIN_ANSWER_ROOM and self._budget.take(peer, now):
+            return room
+        self.node.peers.counters["dropped_block_request"] += 1
+        count, logged = self._dropped.get(peer, (0, -DROP_LOG_S))
+        count += 1
+        if now - logged >= DROP_LOG_S:
+            log.warning(
+                "dropped %d block request(s) from %s over its budget "
+                "(%d a second, %d bytes queued to it)",
+                count,
+                peer,
+                self._budget.rate,
+                queued,
+            )
+            count, logged = 0, now
+        self._dropped[peer] = (count, logged)
+        return None
