@@ -48,7 +48,7 @@ from node.wire import (
 if TYPE_CHECKING:
     from node.parts import SyncNode
 
-__all__ = ["Syncer"]
+__all__ = ["RequestBudget", "Syncer", "answer_room"]
 
 log = logging.getLogger("customs.sync")
 
@@ -60,6 +60,13 @@ BETWEEN_BLOCKS_S = 0.005
 DROP_LOG_S = 10.0
 # An answer is not started with less room than this under ``sync_answer_bytes``.
 MIN_ANSWER_ROOM = 64 * 1024
+
+
+def answer_room(queued: int, limit: int) -> int | None:
+    """Bytes an answer may take with ``queued`` bytes already on their way to the peer
+    and ``limit`` (``sync_answer_bytes``) the most there may be; None: drop the request."""
+    room = limit - queued
+    return room if room >= MIN_ANSWER_ROOM else None
 
 
 class RequestBudget:
@@ -269,8 +276,8 @@ class Syncer:
         queued = self.node.peers.queued_bytes(peer)
         if queued is None:
             return None  # the link is gone: nobody to answer
-        room = self._answer_bytes - queued
-        if room >= MIN_ANSWER_ROOM and self._budget.take(peer, now):
+        room = answer_room(queued, self._answer_bytes)
+        if room is not None and self._budget.take(peer, now):
             return room
         self.node.peers.counters["dropped_block_request"] += 1
         count, logged = self._dropped.get(peer, (0, -DROP_LOG_S))

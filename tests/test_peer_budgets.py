@@ -30,7 +30,7 @@ import pytest
 
 from node.files import load_key
 from node.peers.frames import Message, decode_frame, encode_frame
-from node.sync import RequestBudget
+from node.sync import MIN_ANSWER_ROOM, RequestBudget, answer_room
 from node.wire import encode_block_request
 from tests.cluster import Cluster, NodeProcess
 from tests.test_byzantine_peer import member_link, peer_events, peer_url
@@ -225,6 +225,14 @@ def test_the_request_budget_allows_its_rate_and_refuses_one_past_it() -> None:
     assert not budget.take("US", 100.25)
     # Idle for a minute: a second's worth saved, not sixty.
     assert sum(budget.take("US", 160.0) for _ in range(20)) == 4
+
+
+def test_an_answer_is_started_only_with_room_under_sync_answer_bytes() -> None:
+    limit = 16 * 1024 * 1024
+    assert answer_room(0, limit) == limit
+    assert answer_room(limit - MIN_ANSWER_ROOM, limit) == MIN_ANSWER_ROOM  # at the limit
+    assert answer_room(limit - MIN_ANSWER_ROOM + 1, limit) is None  # one byte past it
+    assert answer_room(limit + 5, limit) is None
 
 
 @contextlib.contextmanager

@@ -441,6 +441,19 @@ async def test_frame_at_the_size_limit_is_accepted(cluster) -> None:  # type: ig
         await session.close()
 
 
+async def test_a_link_counts_the_bytes_queued_to_its_peer(cluster) -> None:  # type: ignore[no-untyped-def]
+    cn, de = await cluster({"CN": ["DE"], "DE": []})
+    await until(lambda: linked(cn, de), "link")
+    await until(lambda: cn.peers.queued_bytes("DE") == 0, "the first frames written")
+    frames = [encode_frame(Message(k="entry", p=bytes([i]) * 1000, r=False)) for i in range(3)]
+    # No await between the sends: nothing is written yet, all of it is queued.
+    assert all(cn.peers.send("DE", "entry", bytes([i]) * 1000) for i in range(3))
+    assert cn.peers.queued_bytes("DE") == sum(map(len, frames))
+    await until(lambda: cn.peers.queued_bytes("DE") == 0, "the frames written")
+    await until(lambda: de.got(bytes([2]) * 1000) == 1, "the frames at DE")
+    assert cn.peers.queued_bytes("NL") is None  # no link
+
+
 async def test_send_queue_overflow_closes_the_link_and_it_comes_back(cluster) -> None:  # type: ignore[no-untyped-def]
     small = dataclasses.replace(FAST, send_queue=3)
     cn, de = await cluster({"CN": ["DE"], "DE": []}, options=small)
