@@ -552,7 +552,9 @@ def test_the_api_token_never_reaches_the_log(node: NodeProcess, cluster: Cluster
         lambda: node.log_text().count("malformed HTTP request") >= len(broken),
         what="the refusals logged",
     )
-    assert node.token not in node.log_text()
+    # A boolean, so that a failure does not print the log (and the token) in the report.
+    leaked = node.token in node.log_text()
+    assert not leaked, "the API token reached the node's log"
 
 
 def _metric(node: NodeProcess, line_start: str) -> float:
@@ -579,13 +581,10 @@ def test_refusals_at_the_api_are_counted(node: NodeProcess, key: SigningKey) -> 
 
 
 def test_genesis_exact_bytes_health_and_readiness(node: NodeProcess, cluster: Cluster) -> None:
-    import hashlib
-
     reply = node.get("/v1/genesis")
     assert reply.status == 200
     assert reply.body == (node.root / "genesis.json").read_bytes()
     assert Genesis.from_json_bytes(reply.body).hash_hex == cluster.genesis.hash_hex
-    assert hashlib.sha256(reply.body).hexdigest()  # what an official pins
     assert node.get("/healthz").json() == {"status": "ok"}
     # The only validator hears a quorum (itself) and is not syncing.
     assert node.get("/readyz").json() == {"status": "ready"}

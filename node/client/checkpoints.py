@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from ledger.genesis import Genesis
 from node.client.errors import UsageError
-from node.client.files import read_limited
+from node.client.files import read_limited, save_atomically
 from node.client.heads import Head
 
 __all__ = ["CheckpointStore", "default_state_dir"]
@@ -63,16 +62,7 @@ class CheckpointStore:
             "node": node,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".checkpoint-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(record, handle, indent=1, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_atomically(self.path, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
 def _int(value: object) -> int:

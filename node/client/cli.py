@@ -282,7 +282,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _proof(args: argparse.Namespace) -> int:
-    from node.client.reading import save_atomically
+    from node.client.files import save_atomically
     from node.client.render import proof_json, render_proof
 
     args.bundle = None

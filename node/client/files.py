@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from node.client.errors import UsageError
 
-__all__ = ["read_file", "read_limited"]
+__all__ = ["read_file", "read_limited", "save_atomically"]
 
 
 def read_limited(
@@ -34,3 +36,19 @@ def read_file(path: Path, limit: int, what: str, *, judge_size: bool = False) ->
     data = read_limited(path, limit, what, judge_size=judge_size)
     assert data is not None
     return data
+
+
+def save_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` in one step: a reader sees the old file or the whole
+    new one, never half a bundle."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

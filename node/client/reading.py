@@ -3,8 +3,6 @@ turned into a verdict, a timeline or a saved proof."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,19 +216,3 @@ def read_bundle_file(path: Path) -> bytes:
 
 def read_document(path: Path) -> bytes:
     return read_file(path, _MAX_DOCUMENT_BYTES, "document")
-
-
-def save_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` in one step: a reader sees the old file or the whole
-    new one, never half a bundle."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -12,7 +12,7 @@ from node.client.agree import Proven, reconcile
 from node.client.checkpoints import CheckpointStore
 from node.client.errors import NoAnswer, VerificationFailed
 from node.client.gather import ask_all, prover
-from node.client.heads import Head, format_time, verify_signed_header
+from node.client.heads import Head, verify_signed_header
 from node.client.transport import NodeClient, NodeRefusal, NodeUnavailable
 
 __all__ = ["NodeRow", "StatusReport", "gather_status"]
@@ -108,7 +108,3 @@ def gather_status(
         warnings=warnings,
     )
     return StatusReport(tuple(rows), proven)
-
-
-def describe_head(head: Head) -> str:
-    return f"height {head.height}, {format_time(head.time)}, header {head.hash.hex()[:16]}…"

@@ -10,6 +10,7 @@ so it can never be committed twice.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,8 +96,6 @@ def _no_float(text: str) -> Any:
 
 
 def _read_json_object(name: str) -> dict[str, Any]:
-    import sys
-
     if name == "-":
         data = sys.stdin.buffer.read(_MAX_BODY_BYTES + 1)
         if len(data) > _MAX_BODY_BYTES:

@@ -22,7 +22,6 @@ from node.client.replay import certificate_entries, merge, replay
 
 __all__ = [
     "IN_FORCE",
-    "NOT_IN_FORCE",
     "CertificateVerdict",
     "ShipmentView",
     "TimelineItem",
@@ -40,9 +39,6 @@ TYPE_NAMES = {
     "aeo": "AEO authorisation",
     "export_licence": "export licence",
 }
-NOT_IN_FORCE = frozenset(
-    {"REVOKED", "SUSPENDED", "EXPIRED", "NOT_YET_VALID", "UNKNOWN", "DOCUMENT_MISMATCH"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +69,7 @@ class TimelineItem:
 @dataclass(frozen=True, slots=True)
 class CertificateVerdict:
     cert_id: str
-    verdict: str  # IN_FORCE or one of NOT_IN_FORCE
+    verdict: str  # IN_FORCE, REVOKED, SUSPENDED, EXPIRED, NOT_YET_VALID, UNKNOWN, DOCUMENT_MISMATCH
     headline: str  # the one line a person acts on
     at: int  # the moment judged (ms)
     record: Mapping[str, Any] | None  # the replayed record, None when unknown at ``at``
