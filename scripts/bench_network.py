@@ -73,8 +73,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Params
 from ledger.keys import SigningKey
-from node.config import Timeouts
-from node.files import load_key
+from node.daemon.config import Timeouts
+from node.daemon.key_files import load_key
 from tests import samples
 from tests.cluster import Cluster, NodeProcess
 

@@ -1,6 +1,6 @@
 """A local network of real ``customs-node run`` processes, for tests and the benchmark.
 
-Set-up is ``customs-node testnet`` in-process (the same ``node.cli_node.main`` the
+Set-up is ``customs-node testnet`` in-process (the same ``node.admin.cli.main`` the
 installed script calls), the command operators use for a local network; every node then
 runs as its own OS process in its own session, so ``kill -9`` hits exactly that node and
 ``close`` can kill a whole process group. ``Cluster`` is a context manager and ``close``
@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ledger.genesis import Genesis
-from node.cli_node import main as node_main
-from node.config import Limits, Timeouts, load_config
-from node.files import load_genesis
+from node.admin.cli import main as node_main
+from node.daemon.config import Limits, Timeouts, load_config
+from node.daemon.key_files import load_genesis
 
 __all__ = [
     "FAST_TIMEOUTS",

@@ -12,7 +12,7 @@ from ledger.bundle import build_bundle
 from ledger.entry import SignedEntry
 from ledger.genesis import Genesis
 from ledger.store import Store
-from node.blocks import BlockMaker
+from node.daemon.block_maker import BlockMaker
 from tests.factories import GENESIS_TIME, make_genesis, make_member, sign_entry
 from tests.test_chain import make_commit
 

@@ -20,7 +20,7 @@ import pytest
 from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from node.files import load_key
+from node.daemon.key_files import load_key
 from node.peers.frames import NONCE_BYTES, Challenge, Hello, decode_frame, encode_frame
 from node.peers.handshake import DialerHandshake
 from tests import samples

@@ -32,7 +32,8 @@ from ledger.entry import Entry
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from node.consensus.messages import sign_proposal, sign_vote
-from node.files import load_key
+from node.daemon.gossip_payloads import encode_block_request, encode_entries
+from node.daemon.key_files import load_key
 from node.peers.frames import (
     NONCE_BYTES,
     Height,
@@ -42,7 +43,6 @@ from node.peers.frames import (
     encode_frame,
 )
 from node.peers.handshake import DialerHandshake
-from node.wire import encode_block_request, encode_entries
 from tests import samples
 from tests.cluster import Cluster, NodeProcess
 from tests.test_network import FOUR, assert_same_chain, submit

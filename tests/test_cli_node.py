@@ -16,10 +16,10 @@ from aiohttp.http_exceptions import LineTooLong
 
 from ledger.keys import SigningKey
 from ledger.store import Store
-from node.cli_node import CliError, load_node, main
-from node.config import load_config
-from node.files import load_genesis, load_key
-from node.logging_setup import ClientErrorFilter, setup_logging
+from node.admin.cli import CliError, load_node, main
+from node.daemon.config import load_config
+from node.daemon.key_files import load_genesis, load_key
+from node.daemon.logs import ClientErrorFilter, setup_logging
 from tests.factories import GENESIS_TIME, make_member
 
 SCRIPT = Path(sys.executable).parent / "customs-node"

@@ -14,7 +14,6 @@ import pytest
 
 from ledger.block import PRECOMMIT, PREVOTE, Commit, Proposal, Vote, verify_commit
 from ledger.genesis import ValidatorSet
-from node.config import Timeouts
 from node.consensus import (
     CommitLearned,
     ConsensusCore,
@@ -40,6 +39,7 @@ from node.consensus import (
 )
 from node.consensus.core import MAX_ROUNDS_AHEAD
 from node.consensus.messages import Message
+from node.daemon.config import Timeouts
 from tests.factories import CHAIN_ID, member_key
 
 IDS = ("CN", "DE", "NL", "US")

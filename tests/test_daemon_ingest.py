@@ -18,7 +18,6 @@ from ledger.block import PREVOTE, Block, Commit, Proposal, Vote
 from ledger.codec import encode
 from ledger.entry import Entry, SignedEntry
 from ledger.keys import SigningKey
-from node.config import load_config
 from node.consensus import (
     ConsensusCore,
     ProposalReceived,
@@ -26,10 +25,15 @@ from node.consensus import (
     sign_proposal,
     sign_vote,
 )
-from node.daemon import Node
-from node.files import load_genesis, load_key
-from node.runtime import MAX_CACHED_BLOCKS, ConsensusHost
-from node.wire import encode_block_request, encode_entries, encode_proposal_package
+from node.daemon.config import load_config
+from node.daemon.consensus_host import MAX_CACHED_BLOCKS, ConsensusHost
+from node.daemon.gossip_payloads import (
+    encode_block_request,
+    encode_entries,
+    encode_proposal_package,
+)
+from node.daemon.key_files import load_genesis, load_key
+from node.daemon.node import Node
 from tests import samples
 from tests.cluster import Cluster, http
 from tests.factories import stub_header

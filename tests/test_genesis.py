@@ -12,7 +12,7 @@ import pytest
 from ledger.codec import encode
 from ledger.errors import GenesisError
 from ledger.genesis import Genesis, Params
-from node.files import load_genesis
+from node.daemon.key_files import load_genesis
 from tests.factories import make_genesis, make_member, member_key
 
 

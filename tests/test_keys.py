@@ -9,7 +9,7 @@ import pytest
 from ledger.codec import encode
 from ledger.errors import KeyFileError, SignatureError
 from ledger.keys import Domain, SigningKey, VerifyKey, signing_message
-from node.files import load_key, save_key
+from node.daemon.key_files import load_key, save_key
 
 
 def test_signing_message_is_the_canonical_triple() -> None:

@@ -164,7 +164,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_no_import_cycle_among_node_modules() -> None:
-    """The daemon wires its parts; the parts take narrow Protocols (node/parts.py), not
+    """The daemon wires its parts; the parts take narrow Protocols (node/daemon/parts.py), not
     the Node, so no module of node/ imports one that imports it back."""
     graph = _graph(("node",))
     assert len(graph) > 30  # the scan sees node/ and its subpackages

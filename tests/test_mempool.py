@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.entry import SignedEntry
-from node.mempool import DuplicateEntry, Mempool, MempoolFull, StaleEntry
+from node.daemon.mempool import DuplicateEntry, Mempool, MempoolFull, StaleEntry
 from tests.factories import GENESIS_TIME, sign_entry
 
 NOW = GENESIS_TIME + 1_000_000

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from node import native
-from node.mempool import DuplicateEntry, MempoolError, MempoolFull, StaleEntry
-from node.wire import entry_id_of_wire
+from node.daemon.gossip_payloads import entry_id_of_wire
+from node.daemon.mempool import DuplicateEntry, MempoolError, MempoolFull, StaleEntry
 
 
 def test_the_build_is_all_or_nothing() -> None:
@@ -80,7 +80,7 @@ def test_missing_extensions_are_built_unless_declined(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 70, 77])
 def test_entry_id_of_a_short_wire_is_the_hash_of_nothing(size: int) -> None:
     # Compiled, a bytes slice ending before its start raised SystemError instead of
-    # giving b"" (fixed in node.wire by clamping the end).
+    # giving b"" (fixed in node.daemon.gossip_payloads by clamping the end).
     assert entry_id_of_wire(b"\x82\xa5entry"[:size] + bytes(max(0, size - 7))) == (
         hashlib.sha256(b"").digest()
     )

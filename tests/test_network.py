@@ -21,7 +21,7 @@ import pytest
 from contracts import subjects_of
 from ledger.block import Block, Header
 from ledger.bundle import verify_bundle
-from node.wire import (
+from node.daemon.gossip_payloads import (
     Limits,
     decode_proposal_package,
     encode_proposal_package,

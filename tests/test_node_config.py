@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import (
+from node.daemon.config import (
     ConfigError,
     Limits,
     NodeConfig,

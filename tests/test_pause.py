@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ledger.entry import Entry
-from node.files import load_key
+from node.daemon.key_files import load_key
 from tests import samples
 from tests.cluster import Cluster, NodeProcess
 

@@ -28,10 +28,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from node.files import load_key
+from node.daemon.block_sync import MIN_ANSWER_ROOM, RequestBudget, answer_room
+from node.daemon.gossip_payloads import encode_block_request
+from node.daemon.key_files import load_key
 from node.peers.frames import Message, decode_frame, encode_frame
-from node.sync import MIN_ANSWER_ROOM, RequestBudget, answer_room
-from node.wire import encode_block_request
 from tests.cluster import Cluster, NodeProcess
 from tests.test_byzantine_peer import member_link, peer_events, peer_url
 from tests.test_network import FOUR, submit

@@ -36,8 +36,8 @@ from node.peers.frames import (
     decode_frame,
     encode_frame,
 )
-from node.peers.gossip import SeenCache, message_id
 from node.peers.handshake import DialerHandshake, ListenerHandshake
+from node.peers.seen import SeenCache, message_id
 from tests.factories import make_genesis, make_member, member_key
 
 FAST = PeerOptions(

@@ -12,7 +12,7 @@ import pytest
 
 from ledger.block import PRECOMMIT, Commit, Vote
 from node.consensus import Decision
-from node.simulator import (
+from node.consensus.simulator import (
     CHAIN_ID,
     SimConfig,
     Simulation,

@@ -27,19 +27,19 @@ from ledger.entry import Entry, SignedEntry
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.store import Store
-from node.blocks import BlockMaker
-from node.chain import ConflictingBlock, StaleHeight
-from node.config import load_config
 from node.consensus import ProposeRequest
-from node.daemon import Node
-from node.files import load_genesis, load_key
-from node.wire import (
+from node.daemon.block_maker import BlockMaker
+from node.daemon.chain import ConflictingBlock, StaleHeight
+from node.daemon.config import load_config
+from node.daemon.gossip_payloads import (
     SyncItem,
     WireError,
     decode_block_response,
     encode_block_response,
     encode_entries,
 )
+from node.daemon.key_files import load_genesis, load_key
+from node.daemon.node import Node
 from tests import samples
 from tests.cluster import Cluster
 

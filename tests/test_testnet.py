@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from ledger.genesis import is_country
-from node.cli_node import main
-from node.config import load_config
-from node.files import load_genesis, load_key
-from node.provision import load_node
+from node.admin.cli import main
+from node.admin.provision import load_node
+from node.daemon.config import load_config
+from node.daemon.key_files import load_genesis, load_key
 from tests.cluster import FAST_TIMEOUTS, http
 
 SCRIPT = Path(sys.executable).parent / "customs-node"

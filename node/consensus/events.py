@@ -59,7 +59,7 @@ class TimeoutConfig:
     enough for every correct process to hear from every other (the paper's liveness
     argument): step ``s`` of round ``r`` waits ``s_ms + r * s_delta_ms``.
 
-    These defaults are node.toml's (``node.config.Timeouts`` takes them from here)."""
+    These defaults are node.toml's (``node.daemon.config.Timeouts`` takes them from here)."""
 
     propose_ms: int = 3000
     propose_delta_ms: int = 500

@@ -2,7 +2,7 @@
 
 frames     — binary msgpack frames with a size limit and a strict schema per type
 handshake  — sans-I/O mutual authentication by signed challenge (DESIGN §3 ``peer``)
-gossip     — message ids and the bounded de-duplication cache
+seen       — message ids and the bounded memory of those already seen
 transport  — PeerManager: the aiohttp server route, dialling, reconnects, relaying
 """
 

@@ -53,7 +53,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from node.config import Limits, NodeConfig, Timeouts
+from node.daemon.config import Limits, NodeConfig, Timeouts
 from node.peers.errors import FrameError, HandshakeError, PeerError
 from node.peers.frames import (
     HANDSHAKE_FRAME_BYTES,
@@ -71,9 +71,9 @@ from node.peers.frames import (
     decode_frame,
     encode_frame,
 )
-from node.peers.gossip import SeenCache, message_id
 from node.peers.handshake import DialerHandshake, ListenerHandshake
 from node.peers.link import TRANSPORT_ERRORS, Link, WebSocket, raise_frame_limit
+from node.peers.seen import SeenCache, message_id
 
 __all__ = ["PEER_PATH", "OnMessage", "PeerManager", "PeerOptions", "PeerStatus"]
 
@@ -91,7 +91,7 @@ OnMessage = Callable[[str, str, bytes], Awaitable[None]]
 Relayable = Callable[[str, bytes], bool]
 
 
-# node.toml's defaults, named once there (node.config).
+# node.toml's defaults, named once there (node.daemon.config).
 _LIMITS, _TIMEOUTS = Limits(), Timeouts()
 
 

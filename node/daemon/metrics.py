@@ -64,7 +64,7 @@ class NodeMetrics:
             registry=r,
         )
 
-    # node.api.ApiObserver: the API's refusals; an entry refused at intake counts with
+    # node.daemon.api.ApiObserver: the API's refusals; an entry refused at intake counts with
     # the entries refused in blocks, under its rule code.
     def refused_request(self, route: str, status: int, code: str) -> None:
         self.api_refusals.labels(route, str(status), code).inc()

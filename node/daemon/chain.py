@@ -24,7 +24,7 @@ from ledger.block import Block, Commit, Header
 from ledger.chain import StagedBlock
 from ledger.entry import SignedEntry
 from ledger.store import Store
-from node.blocks import BlockMaker, Proposed
+from node.daemon.block_maker import BlockMaker, Proposed
 
 __all__ = ["Chain", "ChainStateError", "Committed", "ConflictingBlock", "StaleHeight"]
 

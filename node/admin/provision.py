@@ -16,14 +16,14 @@ from typing import Any
 
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from node.config import (
+from node.daemon.config import (
     NodeConfig,
     Tuning,
     check_against_genesis,
     load_config,
     render_default_config,
 )
-from node.files import load_genesis, load_key, read_bounded, save_key
+from node.daemon.key_files import load_genesis, load_key, read_bounded, save_key
 
 __all__ = [
     "CONFIG_NAME",

@@ -1,4 +1,4 @@
-"""What the HTTP API asks of a running node (``node.api.NodeService``), answered from the
+"""What the HTTP API asks of a running node (``node.daemon.api.NodeService``), answered from the
 store's snapshots, the mempool and the contracts' read helpers."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from ledger.codec import encode
 from ledger.entry import Entry, SignedEntry, decode_wire
 from ledger.errors import EntryError
 from ledger.store import StoreView
-from node.api import ApiError
-from node.mempool import MempoolFull
-from node.runtime import now_ms
+from node.daemon.api import ApiError
+from node.daemon.consensus_host import now_ms
+from node.daemon.mempool import MempoolFull
 
 if TYPE_CHECKING:
-    from node.parts import ServiceNode
+    from node.daemon.parts import ServiceNode
 
 __all__ = ["Service", "block_json", "header_json"]
 

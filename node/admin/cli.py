@@ -16,8 +16,7 @@ from pathlib import Path
 from ledger.errors import GenesisError, KeyFileError, StoreError
 from ledger.genesis import MEMBER_ID
 from ledger.keys import SigningKey
-from node.config import ConfigError
-from node.provision import (
+from node.admin.provision import (
     CliError,
     build_genesis,
     init_node_dir,
@@ -26,7 +25,8 @@ from node.provision import (
     read_passphrase,
     write_genesis,
 )
-from node.testnet import DEFAULT_CHAIN_ID, cmd_testnet
+from node.admin.testnet import DEFAULT_CHAIN_ID, cmd_testnet
+from node.daemon.config import ConfigError
 
 __all__ = ["CliError", "entrypoint", "load_node", "main"]
 
@@ -191,8 +191,8 @@ def _add_testnet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 def cmd_run(args: argparse.Namespace) -> int:
     config, genesis, key = load_node(args.config, check_modes=not args.allow_insecure_files)
     # Imported here so that `init` and `genesis` start without loading the daemon.
-    from node.daemon import run
-    from node.logging_setup import setup_logging
+    from node.daemon.logs import setup_logging
+    from node.daemon.node import run
 
     setup_logging(config.log_format, config.log_level)
     return run(config, genesis, key)

@@ -1,9 +1,10 @@
 """The parts of a running node that its asyncio components use, as narrow Protocols.
 
-``node.daemon.Node`` owns and wires every part; the consensus host (``node.runtime``),
-the block syncer (``node.sync``) and the API's service (``node.service``) each take a node
+``node.daemon.node.Node`` owns and wires every part; the consensus host
+(``node.daemon.consensus_host``), the block syncer (``node.daemon.block_sync``) and the
+API's service (``node.daemon.queries``) each take a node
 typed by what they use of it, not the whole ``Node``. So none of them imports
-``node.daemon``, and the daemon's modules form no import cycle (tests/test_layering.py).
+``node.daemon.node``, and the daemon's modules form no import cycle (tests/test_layering.py).
 Only the type checker reads this module: its importers name it under ``TYPE_CHECKING``.
 """
 
@@ -18,20 +19,20 @@ from ledger.entry import SignedEntry
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.store import Store
-from node.blocks import Proposed
-from node.chain import Chain
-from node.config import NodeConfig
 from node.consensus import ConsensusCore
-from node.mempool import Mempool
-from node.metrics import NodeMetrics
+from node.daemon.block_maker import Proposed
+from node.daemon.chain import Chain
+from node.daemon.config import NodeConfig
+from node.daemon.gossip_payloads import Limits
+from node.daemon.mempool import Mempool
+from node.daemon.metrics import NodeMetrics
 from node.peers import PeerManager
-from node.wire import Limits
 
 __all__ = ["HostNode", "ServiceNode", "SyncNode", "SyncWant"]
 
 
 class SyncWant(Protocol):
-    """The syncer as the host and the service see it (``node.sync.Syncer``)."""
+    """The syncer as the host and the service see it (``node.daemon.block_sync.Syncer``)."""
 
     @property
     def syncing(self) -> bool: ...

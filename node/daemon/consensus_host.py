@@ -23,8 +23,6 @@ from ledger.block import Block, Commit
 from ledger.chain import StagedBlock
 from ledger.entry import SignedEntry
 from ledger.errors import LedgerError
-from node.blocks import InvalidBlock
-from node.chain import Committed
 from node.consensus import (
     CommitLearned,
     ConsensusCore,
@@ -49,7 +47,9 @@ from node.consensus import (
     decode_message,
     drive,
 )
-from node.wire import (
+from node.daemon.block_maker import InvalidBlock
+from node.daemon.chain import Committed
+from node.daemon.gossip_payloads import (
     ProposalOutline,
     WireError,
     encode_proposal_package,
@@ -57,7 +57,7 @@ from node.wire import (
 )
 
 if TYPE_CHECKING:
-    from node.parts import HostNode
+    from node.daemon.parts import HostNode
 
 __all__ = ["SIGNING_STATE_KEY", "ConsensusHost", "now_ms"]
 

@@ -29,10 +29,6 @@ from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.store import Store
 from node import native
-from node.api import build_app
-from node.blocks import BlockMaker, Proposed
-from node.chain import Chain, Committed
-from node.config import NodeConfig, peer_urls
 from node.consensus import (
     ConsensusCore,
     MessageFormatError,
@@ -41,14 +37,13 @@ from node.consensus import (
     SigningState,
     decode_message,
 )
-from node.logging_setup import redact_secrets
-from node.mempool import DuplicateEntry, Mempool, MempoolError, MempoolFull
-from node.metrics import NodeMetrics
-from node.peers import PeerManager, PeerOptions
-from node.runtime import SIGNING_STATE_KEY, ConsensusHost, now_ms
-from node.service import Service
-from node.sync import Syncer
-from node.wire import (
+from node.daemon.api import build_app
+from node.daemon.block_maker import BlockMaker, Proposed
+from node.daemon.block_sync import Syncer
+from node.daemon.chain import Chain, Committed
+from node.daemon.config import NodeConfig, peer_urls
+from node.daemon.consensus_host import SIGNING_STATE_KEY, ConsensusHost, now_ms
+from node.daemon.gossip_payloads import (
     MAX_ENTRIES_PER_GOSSIP,
     Limits,
     ProposalOutline,
@@ -57,6 +52,11 @@ from node.wire import (
     encode_entries,
     entry_id_of_wire,
 )
+from node.daemon.logs import redact_secrets
+from node.daemon.mempool import DuplicateEntry, Mempool, MempoolError, MempoolFull
+from node.daemon.metrics import NodeMetrics
+from node.daemon.queries import Service
+from node.peers import PeerManager, PeerOptions
 
 __all__ = ["Node", "run"]
 

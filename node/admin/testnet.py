@@ -28,8 +28,7 @@ import pycountry
 
 from ledger.genesis import MAX_MEMBERS, Genesis
 from ledger.keys import SigningKey
-from node.config import Tuning, parse_settings
-from node.provision import (
+from node.admin.provision import (
     CONFIG_NAME,
     GENESIS_NAME,
     TOKEN_NAME,
@@ -40,6 +39,7 @@ from node.provision import (
     read_members,
     write_genesis,
 )
+from node.daemon.config import Tuning, parse_settings
 
 __all__ = [
     "DEFAULT_CHAIN_ID",

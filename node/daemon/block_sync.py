@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING
 
 from ledger.block import verify_commit
 from ledger.errors import CommitError, LedgerError
-from node.blocks import InvalidBlock
-from node.peers import PeerStatus
-from node.wire import (
+from node.daemon.block_maker import InvalidBlock
+from node.daemon.gossip_payloads import (
     MAX_SYNC_BLOCKS,
     SyncItem,
     WireError,
@@ -44,9 +43,10 @@ from node.wire import (
     encode_block_request,
     encode_block_response,
 )
+from node.peers import PeerStatus
 
 if TYPE_CHECKING:
-    from node.parts import SyncNode
+    from node.daemon.parts import SyncNode
 
 __all__ = ["RequestBudget", "Syncer", "answer_room"]
 
