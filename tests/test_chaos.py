@@ -3,8 +3,14 @@ regression it found (a validator rebuilt from its peers signed old heights again
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -43,3 +49,45 @@ def test_the_double_sign_check_finds_two_blocks_for_one_vote() -> None:
     held = "at h4/r0/p1 -> send ['prevote CN h4/r0 df99b215'] decided [] dropped {}"
     assert double_signs([*same, held]).ok
     assert not double_signs([*same, "WARNING equivocation evidence: x"]).ok
+
+
+@pytest.mark.slow
+def test_a_validator_rebuilt_from_its_peers_does_not_sign_old_heights_again(
+    tmp_path: Path,
+) -> None:
+    """docs/operations.md's procedure: stop a validator, delete its data_dir once the
+    network is past its height, start it. Climbing from height 1 it used to propose and
+    vote at each old height again, for other blocks, and its peers received that."""
+    with Cluster(tmp_path / "net", ["CN", "DE", "NL", "SG"], settings={"level": "debug"}) as net:
+        net.start()
+        net.wait_height(12)
+        net.kill("SG")
+        last = max(net[m].height() for m in ("CN", "DE", "NL"))
+        shutil.rmtree(net["SG"].root / "data")
+        (net["SG"].root / "data").mkdir(mode=0o700)
+        net.wait_height(last + 2, ids=["CN", "DE", "NL"])
+        net.start("SG")
+        top = max(net[m].height() for m in ("CN", "DE", "NL"))
+        net.wait_height(top + 3)  # SG caught up, and took part again after
+        logs = [net[m].log_text() for m in ("CN", "DE", "NL", "SG")]
+    check = double_signs(logs)
+    assert check.ok, check.detail
+    assert "recv prevote SG h" in logs[0]  # the check saw SG's votes at all
+
+
+@pytest.mark.slow
+def test_a_short_seeded_campaign_passes_and_says_how_to_replay_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "chaos.py"), "--seed", "2", "--minutes", "0.42",
+         "--dir", str(tmp_path / "chaos")],
+        capture_output=True, text=True, timeout=170, check=False,
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert lines[-1].endswith(" passed, 0 failed") and int(lines[-1].split()[0]) >= 8
+    schedule = "\n".join(lines[:12])
+    for kind in ("wipe", "disk_full", "partition", "kill"):
+        assert f" {kind} " in schedule, schedule
+    assert "replay: python scripts/chaos.py --seed 2 --minutes 0.42" in done.stdout
+    assert "PASS nothing left running" in done.stdout
+    assert "full disks (1 stopped the node)" in done.stdout or "full disks (0" in done.stdout

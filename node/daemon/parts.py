@@ -39,6 +39,8 @@ class SyncWant(Protocol):
 
     def want(self, height: int) -> None: ...
 
+    def decided_elsewhere(self, height: int) -> bool: ...
+
 
 class SyncNode(Protocol):
     """What the block syncer reads and calls, and what the host and service share."""
