@@ -86,8 +86,10 @@ def test_a_short_seeded_campaign_passes_and_says_how_to_replay_it(tmp_path: Path
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert lines[-1].endswith(" passed, 0 failed") and int(lines[-1].split()[0]) >= 8
     schedule = "\n".join(lines[:12])
-    for kind in ("wipe", "disk_full", "partition", "kill"):
+    # Without a tmpfs to fill (not root) the schedule leaves the full disk out, and says so.
+    full_disk = "no tmpfs can be mounted here" not in done.stdout
+    for kind in ("wipe", "partition", "kill", *(["disk_full"] if full_disk else [])):
         assert f" {kind} " in schedule, schedule
     assert "replay: python scripts/chaos.py --seed 2 --minutes 0.42" in done.stdout
     assert "PASS nothing left running" in done.stdout
-    assert "full disks (1 stopped the node)" in done.stdout or "full disks (0" in done.stdout
+    assert ", 1 full disks (" in done.stdout or not full_disk
