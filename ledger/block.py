@@ -192,7 +192,16 @@ class Vote:
     def from_obj(cls, obj: object) -> Vote:
         if not isinstance(obj, dict) or set(obj) != {"type", "height", "round", "block"}:
             raise BlockFormatError("vote must have exactly type, height, round, block")
-        return cls(obj["type"], obj["height"], obj["round"], obj["block"])
+        kind, height, round_, block = obj["type"], obj["height"], obj["round"], obj["block"]
+        # Checked before construction: compiled, the constructor itself refuses a wrong
+        # type with a TypeError, which would escape the decoder's typed error.
+        if not isinstance(kind, str):
+            raise BlockFormatError("vote.type must be prevote or precommit")
+        _check_int("vote.height", height)
+        _check_int("vote.round", round_)
+        if block is not None and not isinstance(block, bytes):
+            raise BlockFormatError("vote.block must be a 32-byte hash or nil")
+        return cls(kind, height, round_, block)
 
     def sign(self, key: SigningKey, chain_id: str) -> bytes:
         return key.sign(Domain.VOTE, chain_id, self.encode())
@@ -233,7 +242,18 @@ class Proposal:
     def from_obj(cls, obj: object) -> Proposal:
         if not isinstance(obj, dict) or set(obj) != {"height", "round", "block", "pol_round"}:
             raise BlockFormatError("proposal must have exactly height, round, block, pol_round")
-        return cls(obj["height"], obj["round"], obj["block"], obj["pol_round"])
+        height, round_, block, pol_round = (
+            obj["height"],
+            obj["round"],
+            obj["block"],
+            obj["pol_round"],
+        )
+        _check_int("proposal.height", height)
+        _check_int("proposal.round", round_)
+        _check_int("proposal.pol_round", pol_round)
+        if not isinstance(block, bytes):
+            raise BlockFormatError("proposal.block must be a 32-byte hash")
+        return cls(height, round_, block, pol_round)
 
     def sign(self, key: SigningKey, chain_id: str) -> bytes:
         return key.sign(Domain.PROPOSAL, chain_id, self.encode())
@@ -361,3 +381,8 @@ def sign_commit(
     return Commit.from_precommits(
         height, round_, block_hash, commit_signatures(keys, vote, chain_id)
     )
+
+
+def _check_int(field: str, value: object) -> None:
+    if type(value) is not int:
+        raise BlockFormatError(f"{field} must be an integer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pytest
 
@@ -161,3 +162,24 @@ def test_prevotes_do_not_make_a_commit() -> None:
     sigs = commit_signatures([(m, member_key(m)) for m in ("CN", "DE", "NL")], vote, CHAIN_ID)
     with pytest.raises(CommitError):
         verify_commit(Commit.from_precommits(1, 0, block_hash, sigs), VALIDATORS, CHAIN_ID)
+
+
+@pytest.mark.parametrize(
+    ("make", "body"),
+    [
+        (Vote.from_obj, {"type": "prevote", "height": 5, "round": {}, "block": None}),
+        (Vote.from_obj, {"type": 1, "height": 5, "round": 0, "block": None}),
+        (Vote.from_obj, {"type": "prevote", "height": "5", "round": 0, "block": None}),
+        (Vote.from_obj, {"type": "prevote", "height": 5, "round": 0, "block": 7}),
+        (Proposal.from_obj, {"height": 5, "round": 0, "block": b"\x01" * 32, "pol_round": []}),
+        (Proposal.from_obj, {"height": None, "round": 0, "block": b"\x01" * 32, "pol_round": -1}),
+        (Proposal.from_obj, {"height": 5, "round": 0, "block": "hash", "pol_round": -1}),
+    ],
+)
+def test_a_vote_or_proposal_of_wrong_field_types_is_a_format_error(
+    make: Callable[[object], object], body: dict[str, object]
+) -> None:
+    # Found by fuzzing the compiled build: there the constructor refused a dict where
+    # an int belongs with a TypeError, which escaped decode_message's typed error.
+    with pytest.raises(BlockFormatError):
+        make(body)

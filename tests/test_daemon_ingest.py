@@ -170,6 +170,7 @@ async def test_blocks_a_height_may_decide_stay_cached_whatever_else_arrives(node
         links=n.peers,
         timers=asyncio.get_running_loop(),
         want_blocks=n.sync.want,
+        decided_elsewhere=n.sync.decided_elsewhere,
         faults=n,
         metrics=n.metrics,
         limits=n.wire_limits,

@@ -140,6 +140,15 @@ def test_missing_oversize_and_binary_files(tmp_path: Path) -> None:
         load_config(binary)
 
 
+@pytest.mark.parametrize("key", ["data_dir", "genesis_file", "key_file", "api_token_file"])
+def test_a_path_under_an_unknown_users_home_is_a_config_error(tmp_path: Path, key: str) -> None:
+    # Found by scripts/fuzz.py (tests/fuzz/corpus/config/crash-*): Path.expanduser
+    # raised RuntimeError, and customs-node run died with a traceback.
+    path = write(tmp_path, f'id = "CN"\n{key} = "~no-such-user-here/x"\n')
+    with pytest.raises(ConfigError, match=f"{key}: .*names no home directory"):
+        load_config(path)
+
+
 def config_for(tmp_path: Path, text: str) -> NodeConfig:
     return load_config(write(tmp_path, text))
 

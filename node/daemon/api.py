@@ -22,7 +22,15 @@ from ledger.errors import EntryError
 from node.daemon.mempool import MempoolFull
 from node.daemon.queries import BadQuery
 
-__all__ = ["ApiError", "ApiObserver", "NodeService", "build_app"]
+__all__ = [
+    "ApiError",
+    "ApiObserver",
+    "NodeService",
+    "build_app",
+    "entries_of_body",
+    "parse_json_body",
+    "submit_of_body",
+]
 
 log = logging.getLogger("customs.api")
 
@@ -249,31 +257,12 @@ class _Routes:
         except ConnectionResetError as exc:
             # The client went away mid-body: its request, not our error (nor an ERROR line).
             raise ApiError(400, "malformed", "the request body was cut off") from exc
-        try:
-            return json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "malformed", f"body is not valid JSON: {exc}") from exc
-        except RecursionError as exc:
-            # The JSON parser recurses per nesting level; no entry comes near this depth.
-            raise ApiError(400, "malformed", "body is not valid JSON: nested too deeply") from exc
+        return parse_json_body(raw)
 
     async def post_entries(self, request: web.Request) -> web.Response:
         self._authorize(request)
         body = await self._json_body(request)
-        items = body if isinstance(body, list) else [body]
-        if not items:
-            raise ApiError(400, "malformed", "send at least one entry")
-        # Counted before any entry is decoded, so an oversize batch costs no signature check.
-        limit = self.max_entries_per_request
-        if len(items) > limit:
-            raise ApiError(400, "too_large", f"at most {limit} entries per request")
-        entries = []
-        for i, item in enumerate(items):
-            try:
-                entries.append(entry_from_json(item, self.service.max_entry_bytes))
-            except EntryError as exc:
-                prefix = f"entry {i}: " if isinstance(body, list) else ""
-                raise ApiError(400, exc.code, prefix + exc.reason) from exc
+        entries = entries_of_body(body, self.max_entries_per_request, self.service.max_entry_bytes)
         ids = await self.service.submit_entries(entries)
         if isinstance(body, list):
             return web.json_response({"ids": ids}, status=202)
@@ -281,12 +270,8 @@ class _Routes:
 
     async def post_submit(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        body = await self._json_body(request)
-        if not isinstance(body, dict) or set(body) != {"kind", "body"}:
-            raise ApiError(400, "malformed", "expected an object with exactly 'kind' and 'body'")
-        if not isinstance(body["kind"], str) or not isinstance(body["body"], dict):
-            raise ApiError(400, "malformed", "'kind' must be a string and 'body' an object")
-        signed = await self.service.submit_body(body["kind"], body["body"])
+        kind, fields = submit_of_body(await self._json_body(request))
+        signed = await self.service.submit_body(kind, fields)
         # The signed entry goes back too, so a client can post these exact bytes again
         # should this node forget it before gossiping it: one id, never two entries.
         return web.json_response({"id": signed.id_hex, "entry": signed.to_json()}, status=202)
@@ -405,3 +390,44 @@ def _bounded(text: str, what: str) -> str:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# -- request bodies: pure functions of the bytes, so scripts/fuzz.py can drive them -------
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as JSON; raise ApiError(400, malformed) for anything else."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed", f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        # The JSON parser recurses per nesting level; no entry comes near this depth.
+        raise ApiError(400, "malformed", "body is not valid JSON: nested too deeply") from exc
+
+
+def entries_of_body(body: Any, max_entries: int, max_entry_bytes: int) -> list[SignedEntry]:
+    """``POST /v1/entries``: one JSON entry or a list of them, as wire entries."""
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise ApiError(400, "malformed", "send at least one entry")
+    # Counted before any entry is decoded, so an oversize batch costs no signature check.
+    if len(items) > max_entries:
+        raise ApiError(400, "too_large", f"at most {max_entries} entries per request")
+    entries = []
+    for i, item in enumerate(items):
+        try:
+            entries.append(entry_from_json(item, max_entry_bytes))
+        except EntryError as exc:
+            prefix = f"entry {i}: " if isinstance(body, list) else ""
+            raise ApiError(400, exc.code, prefix + exc.reason) from exc
+    return entries
+
+
+def submit_of_body(body: Any) -> tuple[str, dict[str, Any]]:
+    """``POST /v1/submit``: the ``kind`` and ``body`` the node is to sign."""
+    if not isinstance(body, dict) or set(body) != {"kind", "body"}:
+        raise ApiError(400, "malformed", "expected an object with exactly 'kind' and 'body'")
+    if not isinstance(body["kind"], str) or not isinstance(body["body"], dict):
+        raise ApiError(400, "malformed", "'kind' must be a string and 'body' an object")
+    return body["kind"], body["body"]

@@ -59,6 +59,10 @@ log = logging.getLogger("customs.sync")
 REQUEST_TIMEOUT_S = 5.0
 POLL_INTERVAL_S = 0.5
 SUSPECT_MIN_S = 30.0
+# How long a peer that has linked but not yet announced its height counts as "maybe
+# ahead" (decided_elsewhere): long enough for its first frame, short enough that a
+# member who never announces cannot silence us.
+HEIGHT_GRACE_S = 2.0
 SUSPECT_MAX_S = 600.0
 BETWEEN_BLOCKS_S = 0.005
 DROP_LOG_S = 10.0
@@ -125,12 +129,33 @@ class Syncer:
         self._answer_bytes = answer_bytes
         # peer -> (requests dropped since the last line about it, when that line was)
         self._dropped: dict[str, tuple[int, float]] = {}
+        # peer -> when it was first seen linked without a height (decided_elsewhere)
+        self._unannounced: dict[str, float] = {}
 
     def want(self, height: int) -> None:
         """Make sure blocks up to ``height`` get fetched."""
         if height > self.wanted:
             self.wanted = height
             self._wake.set()
+
+    def decided_elsewhere(self, height: int) -> bool:
+        """True while a trusted linked peer has announced a stored block at ``height``
+        or above, or has linked in the last ``HEIGHT_GRACE_S`` without announcing its
+        height yet (a link's first frame is its height): ``height`` is then decided,
+        or may be, and only catching up will do."""
+        now = time.monotonic()
+        linked = set()
+        for peer in self._connected(trusted=True):
+            linked.add(peer.id)
+            if peer.height is None:
+                first = self._unannounced.setdefault(peer.id, now)
+                if now - first < HEIGHT_GRACE_S:
+                    return True
+            elif peer.height >= height:
+                return True
+        for peer_id in set(self._unannounced) - linked:
+            del self._unannounced[peer_id]
+        return False
 
     def target(self) -> int:
         heights = [p.height for p in self._connected(trusted=True) if p.height]

@@ -26,6 +26,7 @@ __all__ = [
     "Tuning",
     "check_against_genesis",
     "load_config",
+    "parse_config",
     "parse_settings",
     "peer_urls",
     "render_default_config",
@@ -179,6 +180,12 @@ def load_config(path: str | Path) -> NodeConfig:
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError("file", f"cannot read: {exc.strerror}", path=path) from exc
+    return parse_config(data, path)
+
+
+def parse_config(data: bytes, path: Path) -> NodeConfig:
+    """Validate node.toml's bytes; relative paths in it are taken from ``path``'s folder.
+    Raise ConfigError naming the key and the problem (scripts/fuzz.py drives this)."""
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError("file", f"larger than {MAX_CONFIG_BYTES} bytes", path=path)
     try:
@@ -275,7 +282,11 @@ def _path(doc: Mapping[str, Any], key: str, default: str, base: Path) -> Path:
         raise ConfigError(key, "must be a non-empty path string")
     # Relative to the config file, not the working directory, so a unit file's cwd
     # cannot change which key or store a node opens.
-    return (base / Path(value).expanduser()).absolute()
+    try:
+        expanded = Path(value).expanduser()
+    except RuntimeError:  # "~name/..." for a user this system does not know
+        raise ConfigError(key, f"{value!r} starts with '~' but names no home directory") from None
+    return (base / expanded).absolute()
 
 
 def _int(

@@ -86,6 +86,7 @@ class ConsensusHost:
         links: PeerLinks,
         timers: Timers,
         want_blocks: Callable[[int], None],
+        decided_elsewhere: Callable[[int], bool],
         faults: Faults,
         metrics: NodeMetrics,
         limits: Limits,
@@ -96,6 +97,8 @@ class ConsensusHost:
         self.links = links
         self.clock = timers
         self.want_blocks = want_blocks
+        # Whether a peer already stores a block at a height (Syncer.decided_elsewhere).
+        self.decided_elsewhere = decided_elsewhere
         self.faults = faults
         self.metrics = metrics
         self.limits = limits
@@ -149,8 +152,26 @@ class ConsensusHost:
         self.chain.write_extra({SIGNING_STATE_KEY: record})
 
     def send(self, messages: Sequence[Message]) -> None:
+        if self._held(messages):
+            return
         for message in messages:
             self._broadcast(message)
+
+    def _held(self, messages: Sequence[Message]) -> bool:
+        """Keep our signatures in while a peer already holds a block at our height.
+
+        Signing at a decided height helps nobody, and a validator whose store was
+        rebuilt from its peers has lost its signing record: climbing from height 1 it
+        would sign every old height again, each time for another block — equivocation
+        its peers receive (docs/reliability.md, issue 20's campaign).
+        """
+        if not messages or not self.decided_elsewhere(self.core.height):
+            return False
+        self.metrics.dropped.labels("held_behind").inc(len(messages))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("held, a peer is past height %d: %s", self.core.height,
+                      [_describe(m) for m in messages])  # fmt: skip
+        return True
 
     def apply(self, decision: Decision) -> StartHeight | None:
         chain, validators = self.chain, self.genesis.validators
@@ -307,7 +328,11 @@ class ConsensusHost:
         if time.monotonic() - self.last_progress < GOSSIP_INTERVAL_S:
             return
         links = self.links
-        for message in self.core.gossip_messages():
+        messages = self.core.gossip_messages()
+        if self._held(messages):
+            self.last_progress = time.monotonic()
+            return
+        for message in messages:
             framed = self._payload(message)
             if framed is not None:
                 for peer in links.connected():

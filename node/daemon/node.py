@@ -153,6 +153,7 @@ class Node:
             links=self.peers,
             timers=_LoopTimers(),
             want_blocks=self.sync.want,
+            decided_elsewhere=self.sync.decided_elsewhere,
             faults=self,
             metrics=self.metrics,
             limits=self.wire_limits,
