@@ -56,7 +56,8 @@ from node.daemon.logs import redact_secrets
 from node.daemon.mempool import DuplicateEntry, Mempool, MempoolError, MempoolFull
 from node.daemon.metrics import NodeMetrics
 from node.daemon.queries import Service
-from node.peers import PeerManager, PeerOptions
+from node.daemon.tls import ServerTls
+from node.peers import PeerManager, PeerOptions, PeerTls
 
 __all__ = ["Node", "run"]
 
@@ -75,8 +76,15 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class Node:
-    def __init__(self, config: NodeConfig, genesis: Genesis, key: SigningKey) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        genesis: Genesis,
+        key: SigningKey,
+        tls: ServerTls | None = None,
+    ) -> None:
         self.config = config
+        self.tls = tls
         self.genesis = genesis
         self.key = key
         self.member_id = config.member_id
@@ -142,6 +150,7 @@ class Node:
             self.on_message,
             PeerOptions.from_config(config),
             relayable=self.relayable,
+            tls=PeerTls(certificate=None if self.tls is None else self.tls.certificate),
         )
         self.metrics.watch_peer_events(lambda: self.peers.counters)
         token = config.api_token_file.read_text().strip()
@@ -167,8 +176,20 @@ class Node:
             keepalive_timeout=config.timeouts.request_head_ms / 1000,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.listen_host, config.listen_port)
+        site = web.TCPSite(
+            self._runner,
+            config.listen_host,
+            config.listen_port,
+            ssl_context=None if self.tls is None else self.tls.context,
+        )
         await site.start()
+        if self.tls is None:
+            log.warning(
+                "serving plaintext http on loopback %s:%d: a dev network only; members "
+                "across borders need https endpoints (docs/security.md)",
+                config.listen_host,
+                config.listen_port,
+            )
         self.metrics.height.set(self.store.height)
         self.peers.set_height(self.store.height)
         await self.peers.start()
@@ -177,8 +198,9 @@ class Node:
         self._spawn(self._flush_entries(), "entry-gossip")
         self.host.start()
         log.info(
-            "node %s serving on %s:%d at height %d (chain %s, genesis %s; %s)",
+            "node %s serving %s on %s:%d at height %d (chain %s, genesis %s; %s)",
             self.member_id,
+            "plaintext" if self.tls is None else "TLS 1.3",
             config.listen_host,
             config.listen_port,
             self.store.height,
@@ -435,8 +457,10 @@ async def _bounded(what: str, step: Awaitable[object]) -> None:
             log.warning("shutdown: still running %s at %s", other.get_name(), where)
 
 
-async def serve(config: NodeConfig, genesis: Genesis, key: SigningKey) -> int:
-    node = Node(config, genesis, key)
+async def serve(
+    config: NodeConfig, genesis: Genesis, key: SigningKey, tls: ServerTls | None = None
+) -> int:
+    node = Node(config, genesis, key, tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -469,15 +493,15 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run(config: NodeConfig, genesis: Genesis, key: SigningKey) -> int:
+def run(config: NodeConfig, genesis: Genesis, key: SigningKey, tls: ServerTls | None = None) -> int:
     prefix = os.environ.get(PROFILE_ENV)
     if not prefix:
-        return asyncio.run(serve(config, genesis, key))
+        return asyncio.run(serve(config, genesis, key, tls))
     # For finding hot paths under load: cProfile stats written on a clean shutdown.
     profile_path = f"{prefix}.{config.member_id}"
     profiler = cProfile.Profile()
     try:
-        return profiler.runcall(asyncio.run, serve(config, genesis, key))
+        return profiler.runcall(asyncio.run, serve(config, genesis, key, tls))
     finally:
         profiler.dump_stats(profile_path)
         log.info("profile written to %s", profile_path)
