@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -49,6 +52,7 @@ from tests.test_byzantine_peer import peer_events
 from tests.test_network import submit
 
 PAIR = ("CN", "DE")
+CUSTOMS = Path(sys.executable).parent / "customs"
 
 
 def der_of(pem: bytes) -> bytes:
@@ -270,3 +274,63 @@ def test_a_loopback_plaintext_node_warns_at_start(tmp_path: Path) -> None:
         log = cluster["CN"].log_text()
         assert "WARNING" in log and "serving plaintext http on loopback" in log
         assert cluster["CN"].url.startswith("http://")
+
+
+# ---- the officials' CLI pins nodes by genesis ------------------------------------------
+
+
+def customs(home: Path, genesis: Path, *argv: str) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "CUSTOMS_GENESIS": str(genesis),
+    }
+    env.pop("CUSTOMS_NODES", None)
+    env.pop("CUSTOMS_TRUST", None)
+    done = subprocess.run(
+        [str(CUSTOMS), *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_the_cli_pins_a_member_endpoint_and_refuses_a_wrong_certificate(tmp_path: Path) -> None:
+    with (
+        Cluster(tmp_path / "net", PAIR, tls=True) as cluster,
+        Cluster(tmp_path / "other", ["DE"], tls=True, chain_id="other-net-1") as other,
+    ):
+        impostor, real_de, cn = other["DE"], cluster["DE"], cluster["CN"]
+        config = impostor.config.read_text()
+        impostor.config.write_text(
+            config.replace(f"port = {impostor.port}", f"port = {real_de.port}")
+        )
+        impostor.port = real_de.port
+        cluster.start()
+        cluster.wait_committed([submit(cn)], PAIR)  # a head to verify
+        cluster.stop("DE")
+        other.start()
+        home, genesis = tmp_path / "official", cluster.root / "genesis.json"
+
+        # CN's endpoint, pinned to CN's key in genesis: answered.
+        code, out, err = customs(home, genesis, "status", "--json", "--node", cn.url)
+        assert code == 0, (out, err)
+        assert json.loads(out)["exit_code"] == 0
+
+        # DE's endpoint answered by a node with another key: refused before any request,
+        # with the reason; no node answered, so exit 4 (docs/cli.md).
+        code, out, err = customs(home, genesis, "status", "--node", real_de.url)
+        assert code == 4, (code, out, err)
+        text = out + err
+        assert "refused its TLS certificate" in text and "DE's certificate carries key" in text
+        # One bad node among good ones is a warning, and the good one answers.
+        code, out, err = customs(home, genesis, "status", "--node", real_de.url, "--node", cn.url)
+        assert code == 0, (code, out, err)
+
+        # An https URL genesis does not list cannot be pinned: a usage error that says
+        # what to do, then, with --trust system, the system store refuses a self-signed
+        # certificate.
+        elsewhere = cn.url.replace("127.0.0.1", "localhost")
+        code, out, err = customs(home, genesis, "status", "--node", elsewhere)
+        assert code == 2 and "--trust system" in err, (code, err)
+        code, out, err = customs(home, genesis, "status", "--node", elsewhere, "--trust", "system")
+        assert code == 4 and "refused its TLS certificate" in out + err, (code, out, err)

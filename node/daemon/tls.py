@@ -1,13 +1,10 @@
 """TLS 1.3 for a node's one port: its certificate, its server context, and peer pinning.
 
 A member's certificate is self-signed for the member's own Ed25519 key, the key genesis
-lists for it: there is no certificate authority, and the certificate's only job is to
-carry that key into the TLS handshake, whose CertificateVerify proves the server holds
-it. Whoever dials a member therefore checks one thing, that the key in the certificate
-is genesis's key for the member dialled (``pin_peer_certificate``); names, dates and
-issuers are not consulted, which is why ``client_context`` asks OpenSSL for no chain
-verification and the key is compared after the TLS handshake, before a byte of the peer
-protocol goes out.
+lists for it (ledger.x509_keys). Whoever dials a member checks that the key in the
+certificate is genesis's key for the member dialled (``pin_peer_certificate``), which is
+why ``client_context`` asks OpenSSL for no chain or name verification; the key is
+compared after the TLS handshake, before a byte of the peer protocol goes out.
 
 Python 3.11's ``ssl`` offers no keying-material exporter (RFC 9266 ``tls-exporter``)
 and ``tls-unique`` is not defined for TLS 1.3, so the peer handshake is bound to the
@@ -30,13 +27,16 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from ledger.keys import SigningKey, VerifyKey
+from ledger.x509_keys import (
+    CertificateKeyMismatch,
+    certificate_key,
+    der_of_pem,
+    pin,
+)
 
 __all__ = [
     "CERT_NAME",
@@ -59,6 +59,8 @@ __all__ = [
 
 CERT_NAME = "node.crt"
 MAX_CERT_FILE_BYTES = 64 * 1024
+
+
 # RFC 5280 §4.1.2.5: a certificate with no well-defined expiration. The key in genesis is
 # what is trusted, for as long as genesis lists it; a date would only stop a network.
 _NO_EXPIRY = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
@@ -69,30 +71,14 @@ class TlsError(Exception):
     """A certificate or TLS setting is unusable; the message says which and why."""
 
 
-class CertificateKeyMismatch(TlsError):
-    """A peer presented a certificate for a key other than genesis's key for it."""
-
-    def __init__(self, member_id: str, expected: VerifyKey, got: str) -> None:
-        super().__init__(
-            f"{member_id}'s certificate carries {got}, genesis lists {expected.hex[:16]}… "
-            "for it: not that member's node"
-        )
-        self.member_id = member_id
-
-
-def _private_key(key: SigningKey) -> Ed25519PrivateKey:
-    loaded = serialization.load_pem_private_key(key.to_pem(), password=None)
-    assert isinstance(loaded, Ed25519PrivateKey)  # SigningKey holds only Ed25519 keys
-    return loaded
-
-
 def make_certificate(key: SigningKey, member_id: str) -> bytes:
     """A PEM certificate self-signed by ``key`` for itself, naming ``member_id``.
 
     Every field is fixed (serial from the key, fixed dates) and Ed25519 signs
     deterministically, so the same key always gives the same certificate.
     """
-    private = _private_key(key)
+    private = serialization.load_pem_private_key(key.to_pem(), password=None)
+    assert isinstance(private, Ed25519PrivateKey)  # SigningKey holds only Ed25519 keys
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, member_id)])
     serial = int.from_bytes(hashlib.sha256(key.public_key.raw).digest()[:16], "big") >> 1
     cert = (
@@ -124,17 +110,6 @@ def write_certificate(key: SigningKey, member_id: str, path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def certificate_key(der: bytes) -> bytes | None:
-    """The raw Ed25519 public key in a DER certificate; None for any other key or junk."""
-    try:
-        public = x509.load_der_x509_certificate(der).public_key()
-    except ValueError:
-        return None
-    if not isinstance(public, Ed25519PublicKey):
-        return None
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 def load_certificate(path: Path, key: SigningKey) -> bytes:
     """The DER certificate in ``path``, checked to carry ``key``; TlsError otherwise."""
     try:
@@ -150,7 +125,7 @@ def load_certificate(path: Path, key: SigningKey) -> bytes:
     if len(data) > MAX_CERT_FILE_BYTES:
         raise TlsError(f"tls certificate {path}: larger than {MAX_CERT_FILE_BYTES} bytes")
     try:
-        der = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+        der = der_of_pem(data)
     except ValueError as exc:
         raise TlsError(f"tls certificate {path}: not a PEM certificate: {exc}") from exc
     if certificate_key(der) != key.public_key.raw:
@@ -195,13 +170,8 @@ def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bytes 
 
 
 def pin_peer_certificate(der: bytes | None, member_id: str, expected: VerifyKey) -> None:
-    """Refuse unless ``der`` carries ``expected``, genesis's key for ``member_id``."""
-    if der is None:
-        raise CertificateKeyMismatch(member_id, expected, "no certificate")
-    got = certificate_key(der)
-    if got != expected.raw:
-        shown = "a key that is not Ed25519" if got is None else f"key {got.hex()[:16]}…"
-        raise CertificateKeyMismatch(member_id, expected, shown)
+    """Refuse (CertificateKeyMismatch) unless ``der`` carries genesis's key for it."""
+    pin(der, member_id, expected)
 
 
 def is_loopback_url(url: str) -> bool:
