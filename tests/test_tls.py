@@ -334,3 +334,31 @@ def test_the_cli_pins_a_member_endpoint_and_refuses_a_wrong_certificate(tmp_path
         assert code == 2 and "--trust system" in err, (code, err)
         code, out, err = customs(home, genesis, "status", "--node", elsewhere, "--trust", "system")
         assert code == 4 and "refused its TLS certificate" in out + err, (code, out, err)
+
+
+# ---- the certificate file ------------------------------------------------------------
+
+
+def test_run_refuses_a_certificate_for_another_key_and_cert_writes_the_right_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert node_main(["testnet", "--dir", str(tmp_path / "net"), "--members", "1", "--tls"]) == 0
+    node_dir = tmp_path / "net" / "CN"
+    config = str(node_dir / "node.toml")
+    capsys.readouterr()
+    # cert never replaces a certificate.
+    assert node_main(["cert", "--config", config]) == 2
+    assert "a certificate already exists" in capsys.readouterr().err
+    # A certificate for another key: peers would refuse it, so run refuses to start.
+    (node_dir / "node.crt").write_bytes(make_certificate(SigningKey.generate(), "CN"))
+    assert node_main(["run", "--config", config]) == 2
+    err = capsys.readouterr().err
+    assert "is not for this node's key" in err and "customs-node cert" in err
+    (node_dir / "node.crt").unlink()
+    assert node_main(["run", "--config", config]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # cert writes the one for node.key, mode 0600 like the key.
+    assert node_main(["cert", "--config", config]) == 0
+    key = load_key(node_dir / "node.key")
+    assert certificate_key(der_of((node_dir / "node.crt").read_bytes())) == key.public_key.raw
+    assert (node_dir / "node.crt").stat().st_mode & 0o777 == 0o600
