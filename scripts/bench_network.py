@@ -31,7 +31,10 @@ half that rate:
     net_<N>v_rejected        entries that did not commit (should be 0).
     net_<N>v_tls_*           the same figures over TLS (``--tls on`` or ``both``);
     net_<N>v_tls_rate_ratio  with ``both``: TLS entries_per_s / plaintext entries_per_s;
-    net_<N>v_tls_cpu_ratio   with ``both``: TLS node_cpu_us / plaintext node_cpu_us.
+    net_<N>v_tls_cpu_ratio   with ``both``: TLS node_cpu_us / plaintext node_cpu_us;
+    net_<N>v_tls_share_ratio with ``both``: TLS ratio / plaintext ratio, each rate taken
+                             against the ceiling measured around it, so a shared machine
+                             slowing down between the two halves does not pass for TLS.
     ed25519_verify_per_s     bare ``cryptography`` Ed25519 verifies per second, one
                              process, best of five short rounds taken just before and
                              just after each saturated run; the highest over N's runs is
@@ -499,6 +502,7 @@ def measure(results: dict[str, float]) -> None:
             results[tls + "rate_ratio"] = rate
             cpu = results[tls + "node_cpu_us"] / results[plain + "node_cpu_us"]
             results[tls + "cpu_ratio"] = cpu
+            results[tls + "share_ratio"] = results[tls + "ratio"] / results[plain + "ratio"]
 
 
 if __name__ == "__main__":
