@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -362,3 +363,24 @@ def test_run_refuses_a_certificate_for_another_key_and_cert_writes_the_right_one
     key = load_key(node_dir / "node.key")
     assert certificate_key(der_of((node_dir / "node.crt").read_bytes())) == key.public_key.raw
     assert (node_dir / "node.crt").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_tls_handshake_that_never_finishes_is_closed(tmp_path: Path) -> None:
+    with Cluster(tmp_path, ["CN"], tls=True, settings={"request_head_ms": 1500}) as cluster:
+        cluster.start()
+        node = cluster["CN"]
+        with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+            sock.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, and no more
+            closed = False
+            for _ in range(40):  # 10 s at most; asyncio alone would wait 60 s
+                sock.settimeout(0.25)
+                try:
+                    closed = sock.recv(1) == b""
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+                if closed:
+                    break
+        assert closed, "the node kept a socket whose TLS handshake never ended"
+        assert node.status() is not None  # and still serves

@@ -114,6 +114,7 @@ class Node:
         self._outbox: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        self._tls_server: asyncio.Server | None = None
         self.fatal = asyncio.Event()
         self.failure: BaseException | None = None
 
@@ -176,13 +177,22 @@ class Node:
             keepalive_timeout=config.timeouts.request_head_ms / 1000,
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            config.listen_host,
-            config.listen_port,
-            ssl_context=None if self.tls is None else self.tls.context,
-        )
-        await site.start()
+        head_s = config.timeouts.request_head_ms / 1000
+        if self.tls is None:
+            await web.TCPSite(self._runner, config.listen_host, config.listen_port).start()
+        else:
+            # Served directly rather than through aiohttp's TCPSite, which cannot bound
+            # the TLS handshake (asyncio's default is 60 s): a socket that never finishes
+            # it is closed after request_head_ms, as one that never finishes its headers.
+            server = self._runner.server
+            assert server is not None  # set by setup()
+            self._tls_server = await asyncio.get_running_loop().create_server(
+                server,
+                config.listen_host,
+                config.listen_port,
+                ssl=self.tls.context,
+                ssl_handshake_timeout=head_s,
+            )
         if self.tls is None:
             log.warning(
                 "serving plaintext http on loopback %s:%d: a dev network only; members "
@@ -220,6 +230,8 @@ class Node:
         # process: each step gets a bound, and what was still running is logged.
         if hasattr(self, "peers"):
             await _bounded("closing peer links", self.peers.stop())
+        if self._tls_server is not None:
+            self._tls_server.close()  # no new connections; the runner ends the open ones
         if self._runner is not None:
             await _bounded("closing the HTTP server", self._runner.cleanup())
         if hasattr(self, "store"):
