@@ -2,7 +2,7 @@
 ``[--block-entries B] [--repeat R] [--tls off|on|both]`` (B = the genesis
 max_block_entries, default 5,000; R saturated runs per N, default 3; links and API in
 plaintext on loopback by default, ``on`` over TLS 1.3 with pinned certificates, ``both``
-each N once plain and once TLS in the same run).
+each N plain and TLS in turns, run by run, in the same invocation).
 
 For each validator count N, R times: starts N local validators as real ``customs-node
 run`` processes (tests/cluster.py) on a fresh ledger, pre-signs K realistic entries and
@@ -445,33 +445,51 @@ def start_cluster(tmp: str, n: int, tls: bool = False) -> Cluster:
     return cluster
 
 
-def bench_validators(n: int, entries: int, results: dict[str, float], *, tls: bool = False) -> None:
+def bench_validators(
+    n: int, entries: int, results: dict[str, float], variants: Sequence[bool] = (False,)
+) -> None:
     """``--repeat`` saturated runs, each on a fresh network, then one at half the median
     rate. The ceiling is measured just before and just after every run, and every run's
     ratio is taken against the highest of them: a shared machine's speed drifts, and a
-    ceiling caught in a slow moment would flatter the ratio."""
-    runs: list[Saturation] = []
+    ceiling caught in a slow moment would flatter the ratio. ``variants`` (plaintext
+    False, TLS True) take turns run by run, so both see the same drift."""
+    runs: dict[bool, list[Saturation]] = {tls: [] for tls in variants}
+    halves: dict[bool, tuple[Run, dict[str, int], int]] = {}
     for r in range(OPTIONS.repeat):
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-net-") as tmp,
-            start_cluster(tmp, n, tls) as cluster,
-        ):
-            runs.append(run := saturate_once(cluster, entries, f"S{r}"))
-            print(
-                f"  {n} validators{' over TLS' if tls else ''}, run {r + 1}/{OPTIONS.repeat}:"
-                f" {run.rate:,.0f} entries/s,"
-                f" ceiling around it {run.ceiling:,.0f}/s,"
-                f" {run.node_cpu_us:,.0f} us of node CPU per entry and node",
-                file=sys.stderr,
-                flush=True,
-            )
-            if r < OPTIONS.repeat - 1:
-                continue
-            median = sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
-            # Half rate for about 10 s, but no more entries than asked for.
-            half = max(4 * n, min(entries // 2, int(median.rate / 2 * 10)))
-            work = presign(cluster, half, "H")
-            run2, heights2, total2 = asyncio.run(drive(cluster, work, median.rate / 2))
+        for tls in variants:
+            with (
+                tempfile.TemporaryDirectory(prefix="bench-net-") as tmp,
+                start_cluster(tmp, n, tls) as cluster,
+            ):
+                runs[tls].append(run := saturate_once(cluster, entries, f"S{r}"))
+                print(
+                    f"  {n} validators{' over TLS' if tls else ''}, run {r + 1}/"
+                    f"{OPTIONS.repeat}: {run.rate:,.0f} entries/s,"
+                    f" ceiling around it {run.ceiling:,.0f}/s,"
+                    f" {run.node_cpu_us:,.0f} us of node CPU per entry and node",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if r < OPTIONS.repeat - 1:
+                    continue
+                median = sorted(runs[tls], key=lambda run: run.rate)[len(runs[tls]) // 2]
+                # Half rate for about 10 s, but no more entries than asked for.
+                half = max(4 * n, min(entries // 2, int(median.rate / 2 * 10)))
+                work = presign(cluster, half, "H")
+                halves[tls] = asyncio.run(drive(cluster, work, median.rate / 2))
+    for tls in variants:
+        report(n, tls, runs[tls], halves[tls], results)
+
+
+def report(
+    n: int,
+    tls: bool,
+    runs: list[Saturation],
+    half: tuple[Run, dict[str, int], int],
+    results: dict[str, float],
+) -> None:
+    median = sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
+    run2, heights2, total2 = half
     ceiling = max(run.ceiling for run in runs)
     prefix = f"net_{n}v_" + ("tls_" if tls else "")
     results[prefix + "entries_per_s"] = median.rate
@@ -492,10 +510,8 @@ def bench_validators(n: int, entries: int, results: dict[str, float], *, tls: bo
 def measure(results: dict[str, float]) -> None:
     results["cores"] = float(os.cpu_count() or 1)
     for n in OPTIONS.validators:
-        if OPTIONS.tls in ("off", "both"):
-            bench_validators(n, OPTIONS.entries, results)
-        if OPTIONS.tls in ("on", "both"):
-            bench_validators(n, OPTIONS.entries, results, tls=True)
+        variants = {"off": (False,), "on": (True,), "both": (False, True)}[OPTIONS.tls]
+        bench_validators(n, OPTIONS.entries, results, variants)
         if OPTIONS.tls == "both":
             plain, tls = f"net_{n}v_", f"net_{n}v_tls_"
             rate = results[tls + "entries_per_s"] / results[plain + "entries_per_s"]
