@@ -37,6 +37,10 @@ class BuildNative(build_ext):
     """build_ext that records the sources it compiled, and falls back to pure Python."""
 
     def run(self) -> None:
+        for left_over in native["orphan_paths"]():
+            # Built when its module was still compiled: it would shadow the source.
+            print(f"customs-ledger: removing {left_over.relative_to(HERE)}", file=sys.stderr)
+            left_over.unlink()
         if not self.extensions:
             return
         try:

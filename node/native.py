@@ -3,7 +3,9 @@
 Every entry a node takes crosses these modules: decoding, the stateless rules, pooling,
 executing and staging blocks, the store, the peer wire format and the consensus core.
 They are plain, fully typed Python; ``setup.py`` compiles them to C extensions with
-mypyc, which takes about a seventh off a node's CPU per entry (docs/performance.md).
+mypyc (docs/performance.md gives the gain). The asyncio shell around them (node.daemon's
+node, chain, consensus host, sync, queries and API) is not compiled: measured, it gained
+nothing, and its sources stay free of mypyc's constraints.
 Where no C compiler is available, or ``CUSTOMS_LEDGER_PURE=1`` is set (``PURE_ENV``),
 the same sources run interpreted.
 
@@ -11,7 +13,9 @@ A development checkout builds the extensions next to the sources, and Python imp
 extension in preference to the ``.py`` beside it: edit a source and forget to rebuild,
 and the old code would run. So the build records each source's SHA-256 in
 ``SOURCES_FILE`` and ``stale()`` names any compiled module whose source has changed
-since; the test suite refuses to run on a stale build (``make`` rebuilds).
+since, and any extension left beside a module that is no longer compiled; the test
+suite refuses to run on a stale build, and so does every node the tests start
+(``make`` rebuilds, deleting the left-overs).
 
 This module is also read by ``setup.py`` before anything is installed, so it imports
 nothing but the standard library.
@@ -33,6 +37,7 @@ __all__ = [
     "compiled",
     "describe",
     "needs_build",
+    "orphans",
     "source_digests",
     "stale",
 ]
@@ -62,16 +67,13 @@ NATIVE_MODULES: tuple[str, ...] = (
     "node.daemon.mempool",
     "node.daemon.gossip_payloads",
     "node.daemon.block_maker",
-    "node.daemon.node",
-    "node.daemon.queries",
-    "node.daemon.consensus_host",
-    "node.daemon.block_sync",
     "node.peers.frames",
     "node.peers.seen",
     "node.consensus.core",
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("ledger", "contracts", "node")
 # Written by setup.py next to the extensions it builds in place; not under version control.
 SOURCES_FILE = ROOT / "node" / "native-sources.json"
 
@@ -96,17 +98,47 @@ def compiled() -> list[str]:
     return found
 
 
+def _extension_files() -> list[tuple[str, Path]]:
+    """(module, path) of every extension file beside a source in the packages."""
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*")):
+            suffix = next((s for s in suffixes if path.name.endswith(s)), None)
+            if suffix is None:
+                continue
+            stem = path.name[: -len(suffix)]
+            if path.with_name(stem + ".py").exists():
+                parts = path.relative_to(ROOT).parent.parts
+                found.append((".".join((*parts, stem)), path))
+    return found
+
+
+def orphan_paths() -> list[Path]:
+    """Extension files of modules not (or no longer) in ``NATIVE_MODULES``: one built
+    before a module left the list would still be imported in preference to its source.
+    ``setup.py`` deletes them before it builds."""
+    return [path for module, path in _extension_files() if module not in NATIVE_MODULES]
+
+
+def orphans() -> list[str]:
+    """The modules ``orphan_paths`` would run from a left-over extension."""
+    return [module for module, _ in _extension_files() if module not in NATIVE_MODULES]
+
+
 def stale() -> list[str]:
-    """Compiled modules whose source differs from the one they were built from."""
+    """Compiled modules whose source differs from the one they were built from, and
+    extensions left from modules no longer compiled (``orphans``)."""
+    left = orphans()
     modules = compiled()
     if not modules:
-        return []
+        return left
     try:
         built = json.loads(SOURCES_FILE.read_text())
     except (OSError, ValueError):
-        return modules  # extensions without a record of their sources: trust none
+        return modules + left  # extensions without a record of their sources: trust none
     now = source_digests()
-    return [m for m in modules if built.get(m) != now[m]]
+    return [m for m in modules if built.get(m) != now[m]] + left
 
 
 def needs_build() -> bool:

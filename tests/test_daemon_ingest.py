@@ -79,39 +79,23 @@ async def _running(
         cluster.close()
 
 
-async def test_gossiped_entries_are_pooled_once_and_forgeries_refused(node) -> None:  # type: ignore[no-untyped-def]
+async def test_gossiped_entries_reach_the_pool_and_forgeries_are_counted(node) -> None:  # type: ignore[no-untyped-def]
+    # The intake rules themselves are tested on the chain (test_chain_intake.py); here,
+    # that a peer's entry message reaches them and a refusal is counted by code.
     n, de_key = node
     entries = _certificates(n.genesis.chain_id, de_key, 3)
     payload = encode_entries([e.wire_bytes for e in entries])
-    n._on_entries("DE", payload)
-    n._on_entries("DE", payload)  # a relayed copy: nothing changes, nothing is refused
-    assert [e.id for e in entries] == [e.id for e in n.mempool.reap(10)]
+    await n.on_message("DE", "entry", payload)
+    await n.on_message("DE", "entry", payload)  # a relayed copy: nothing is refused
+    assert [e.id for e in entries] == [e.id for e in n.chain.mempool.reap(10)]
     assert _rejected(n, "bad_signature") == 0
-
-    # A pooled entry under another signature is checked, not taken for the pooled one.
     forged = bytearray(entries[0].wire_bytes)
     forged[-1] ^= 1
-    n._on_entries("DE", encode_entries([bytes(forged)]))
+    await n.on_message("DE", "entry", encode_entries([bytes(forged)]))
     assert _rejected(n, "bad_signature") == 1
-    assert n.mempool.get(entries[0].id) == entries[0]
-
-
-async def test_a_checked_proposals_entries_become_pending(node) -> None:  # type: ignore[no-untyped-def]
-    n, de_key = node
-    gossiped, proposed = (
-        _certificates(n.genesis.chain_id, de_key, 4)[:1],
-        _certificates(n.genesis.chain_id, de_key, 3, first=20),
-    )
-    n._on_entries("DE", encode_entries([e.wire_bytes for e in gossiped]))
-    n.pool_proposed([*gossiped, *proposed])
-    assert [e.id for e in n.mempool.reap(10)] == [e.id for e in [*gossiped, *proposed]]
-    # Their gossip copies, arriving later, are recognised: nothing is pooled twice.
-    n._on_entries("DE", encode_entries([e.wire_bytes for e in proposed]))
-    assert len(n.mempool) == 4
-    # A full pool refuses quietly: the proposal's fate does not depend on our pool.
-    n.mempool.max_entries = 4
-    n.pool_proposed(_certificates(n.genesis.chain_id, de_key, 1, first=40))
-    assert len(n.mempool) == 4
+    assert n.chain.mempool.get(entries[0].id) == entries[0]
+    await n.on_message("DE", "entry", b"\x93junk")
+    assert n.peers.counters["bad_entry"] == 1
 
 
 async def test_only_well_formed_messages_are_relayable(node) -> None:  # type: ignore[no-untyped-def]
@@ -179,7 +163,17 @@ async def test_blocks_a_height_may_decide_stay_cached_whatever_else_arrives(node
     chain = n.genesis.chain_id
     core = ConsensusCore(chain, "DE", None)
     core.step(StartHeight(7, n.genesis.validators))
-    host = ConsensusHost(n, core)
+    host = ConsensusHost(
+        core,
+        n.chain,
+        genesis=n.genesis,
+        links=n.peers,
+        timers=asyncio.get_running_loop(),
+        want_blocks=n.sync.want,
+        faults=n,
+        metrics=n.metrics,
+        limits=n.wire_limits,
+    )
     decidable = Block(stub_header(chain=chain, height=7), ())
     proposal = Proposal(7, 0, decidable.header.hash(), -1)
     host._cache(decidable.header.hash(), decidable, None)
@@ -201,7 +195,7 @@ async def test_the_proposer_commits_pooled_entries_without_verifying_them_again(
 ) -> None:
     n, de_key = node
     entries = _certificates(n.genesis.chain_id, de_key, 4, first=60)
-    n._on_entries("DE", encode_entries([e.wire_bytes for e in entries]))
+    await n.on_message("DE", "entry", encode_entries([e.wire_bytes for e in entries]))
     assert sorted(entry_verifications) == sorted(e.entry_bytes for e in entries)
     # CN, the only validator, proposes them from its pool and commits them.
     deadline = time.monotonic() + 15

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.machinery
 import importlib.util
 import json
 from pathlib import Path
@@ -125,3 +126,37 @@ def test_compiled_functions_give_each_exception_name_one_type() -> None:
                     if len(types) > 1:
                         clashes.append(f"{module}.{node.name}: {name} as {sorted(types)}")
     assert clashes == []
+
+
+def test_an_extension_left_beside_a_module_no_longer_compiled_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A module dropped from NATIVE_MODULES keeps its old extension in a checkout built
+    # before: Python would import it instead of the source, so it counts as stale.
+    package = tmp_path / "node" / "daemon"
+    package.mkdir(parents=True)
+    (package / "api.py").write_text("")
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    (package / f"api{suffix}").write_bytes(b"")
+    (package / f"orphan_without_source{suffix}").write_bytes(b"")  # not a module's twin
+    monkeypatch.setattr(native, "ROOT", tmp_path)
+    monkeypatch.setattr(native, "compiled", lambda: [])
+    assert native.orphans() == ["node.daemon.api"]
+    assert native.orphan_paths() == [package / f"api{suffix}"]
+    assert native.stale() == ["node.daemon.api"] and native.needs_build()
+
+
+def test_a_node_refuses_to_run_a_stale_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from node.admin.cli import main
+    from tests.cluster import Cluster
+
+    cluster = Cluster(tmp_path, ["CN"], validators=["CN"])
+    try:
+        monkeypatch.setattr(native, "stale", lambda: ["ledger.codec"])
+        assert main(["run", "--config", str(cluster["CN"].config)]) == 2
+        err = capsys.readouterr().err
+        assert "older than their sources: ledger.codec; run `make native`" in err
+    finally:
+        cluster.close()

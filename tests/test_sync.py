@@ -120,8 +120,10 @@ async def network(tmp_path: Path) -> AsyncIterator[Network]:
         cluster.close()
 
 
-def _gossip(net: Network, item: SyncItem) -> None:
-    net.node._on_entries("DE", encode_entries([e.wire_bytes for e in item.block.entries]))
+async def _gossip(net: Network, item: SyncItem) -> None:
+    await net.node.on_message(
+        "DE", "entry", encode_entries([e.wire_bytes for e in item.block.entries])
+    )
 
 
 async def _answer(net: Network, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
@@ -144,7 +146,7 @@ async def _refused(
     assert await _answer(net, "DE", items) == (0, True)
     assert (node.store.height, node.store.head_hash()) == (height, head)
     assert _faults(node) == faults + 1
-    assert len(node.mempool) == 0
+    assert len(node.chain.mempool) == 0
     blamed = [
         r.getMessage() for r in caplog.records if "bad block_response from DE" in r.getMessage()
     ]
@@ -224,7 +226,7 @@ async def test_entries_verified_on_intake_are_not_verified_again_when_their_bloc
 ) -> None:
     net = network
     one, two, _ = net.chain
-    _gossip(net, one)
+    await _gossip(net, one)
     assert len(entry_verifications) == len(one.block.entries)
     assert await _answer(net, "DE", [one]) == (1, False)
     assert len(entry_verifications) == len(one.block.entries)  # the verdict was reused
@@ -240,7 +242,7 @@ async def test_a_proposal_of_pooled_entries_is_judged_without_verifying_them_aga
 ) -> None:
     net = network
     one = net.chain[0]
-    _gossip(net, one)
+    await _gossip(net, one)
     verified_on_intake = list(entry_verifications)
     block_hash = one.block.header.hash()
     assert net.node.host._judge(block_hash, one.block, None)
@@ -289,7 +291,7 @@ async def test_consensus_learning_a_synced_height_between_blocks_of_an_answer_is
         while node.store.height < 1:
             await asyncio.sleep(0)
         node.host._cache(one.block.header.hash(), one.block, None)
-        node._on_commit("DE", one.commit.encode())
+        await node.on_message("DE", "commit", one.commit.encode())
 
     learner = asyncio.create_task(learn_height_one())
     assert await _answer(net, "DE", net.chain) == (BLOCKS, False)
@@ -310,14 +312,7 @@ async def test_nothing_is_built_on_a_height_the_chain_has_passed(network: Networ
     assert await _answer(net, "DE", [one]) == (1, False)
     assert node.host.core.height == 2  # moved on by the commit itself
     with pytest.raises(StaleHeight, match="height 1 cannot be built on a chain at height 1"):
-        node.chain.propose(
-            1,
-            time_ms=int(time.time() * 1000),
-            proposer="CN",
-            candidates=[],
-            verified=frozenset(),
-            last_commit=None,
-        )
+        node.chain.propose(1, time_ms=int(time.time() * 1000), proposer="CN", last_commit=None)
     assert node.host.value_to_propose(ProposeRequest(1, 0)) is None
     assert node.chain.holds(one.block) and not node.chain.holds(two.block)
     other = Block(replace(one.block.header, time=one.block.header.time + 1), one.block.entries)

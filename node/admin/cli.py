@@ -16,6 +16,7 @@ from pathlib import Path
 from ledger.errors import GenesisError, KeyFileError, StoreError
 from ledger.genesis import MEMBER_ID
 from ledger.keys import SigningKey
+from node import native
 from node.admin.provision import (
     CliError,
     build_genesis,
@@ -217,6 +218,12 @@ def _add_testnet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def cmd_run(args: argparse.Namespace) -> int:
     config, genesis, key = load_node(args.config, check_modes=not args.allow_insecure_files)
+    if stale := native.stale():
+        # Python would import the old extension instead of the edited source.
+        raise CliError(
+            f"compiled modules are older than their sources: {', '.join(stale)}; "
+            "run `make native` (or reinstall the package)"
+        )
     # Imported here so that `init` and `genesis` start without loading the daemon.
     from node.daemon.logs import setup_logging
     from node.daemon.node import run

@@ -1,6 +1,7 @@
 """One member's running node (``customs-node run``).
 
-chain            — the chain's one writer: store, block maker, commit subscribers
+chain            — the chain's one owner and writer: store, block maker, mempool,
+                   rejections; admit, propose, check, commit
 block_maker      — execute, stage and check blocks over one store snapshot
 mempool          — signed entries waiting for a block
 consensus_host   — drives the consensus core: timers, proposals, validity checks
@@ -11,6 +12,7 @@ api              — the aiohttp routes, limits and error bodies
 config           — node.toml
 key_files        — the node's key and genesis files
 metrics, logs    — Prometheus metrics and log set-up
-parts            — the narrow Protocols the parts are typed by
+clock            — the wall clock, read by the shell only
+parts            — the narrow Protocols each part is given
 node             — ``Node``: wires the parts and runs them
 """

@@ -19,6 +19,8 @@ from aiohttp import web
 from contracts import CODES, Rejection
 from ledger.entry import SignedEntry, entry_from_json
 from ledger.errors import EntryError
+from node.daemon.mempool import MempoolFull
+from node.daemon.queries import BadQuery
 
 __all__ = ["ApiError", "ApiObserver", "NodeService", "build_app"]
 
@@ -155,6 +157,13 @@ class _Errors:
             status, code, message = exc.status, exc.code, exc.message
         except Rejection as exc:
             status, code, message = 400, exc.code, exc.message
+        except (BadQuery, EntryError) as exc:
+            status, code = 400, exc.code
+            message = exc.message if isinstance(exc, BadQuery) else exc.reason
+        except MempoolFull as full:
+            # 429, not 400: the entries are fine and the client should retry later.
+            status, code = 429, "mempool_full"
+            message = f"mempool is full ({full.limit}): {full.reason}"
         except web.HTTPRequestEntityTooLarge:
             status, code, message = 413, "too_large", "request body too large"
         except web.HTTPException as exc:

@@ -33,9 +33,12 @@ from typing import TYPE_CHECKING
 
 from ledger.block import verify_commit
 from ledger.errors import CommitError, LedgerError
+from ledger.genesis import Genesis
 from node.daemon.block_maker import InvalidBlock
+from node.daemon.chain import Chain
 from node.daemon.gossip_payloads import (
     MAX_SYNC_BLOCKS,
+    Limits,
     SyncItem,
     WireError,
     decode_block_request,
@@ -43,10 +46,11 @@ from node.daemon.gossip_payloads import (
     encode_block_request,
     encode_block_response,
 )
+from node.daemon.metrics import NodeMetrics
 from node.peers import PeerStatus
 
 if TYPE_CHECKING:
-    from node.daemon.parts import SyncNode
+    from node.daemon.parts import Faults, PeerView
 
 __all__ = ["RequestBudget", "Syncer", "answer_room"]
 
@@ -87,8 +91,27 @@ class RequestBudget:
 
 
 class Syncer:
-    def __init__(self, node: SyncNode, *, requests_per_s: int, answer_bytes: int) -> None:
-        self.node = node
+    """Fetches what the chain lacks from ``peers`` and answers their requests; commits
+    through ``chain`` like a decision of our own."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        genesis: Genesis,
+        peers: PeerView,
+        *,
+        faults: Faults,
+        metrics: NodeMetrics,
+        limits: Limits,
+        requests_per_s: int,
+        answer_bytes: int,
+    ) -> None:
+        self.chain = chain
+        self.genesis = genesis
+        self.peers = peers
+        self.faults = faults
+        self.metrics = metrics
+        self.limits = limits
         self.wanted = 0
         self.syncing = False
         self._wake = asyncio.Event()
@@ -117,7 +140,7 @@ class Syncer:
         now = time.monotonic()
         return [
             p
-            for p in self.node.peers.peers()
+            for p in self.peers.peers()
             if p.connected and not (trusted and self._suspects.get(p.id, (0.0, 0.0))[0] > now)
         ]
 
@@ -132,7 +155,7 @@ class Syncer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
             self._wake.clear()
-            while self.target() > self.node.store.height:
+            while self.target() > self.chain.height:
                 self.syncing = True
                 if not await self._fetch_once():
                     await asyncio.sleep(POLL_INTERVAL_S)
@@ -140,8 +163,8 @@ class Syncer:
             self.syncing = False
 
     async def _fetch_once(self) -> bool:
-        node = self.node
-        first = node.store.height + 1
+        chain = self.chain
+        first = chain.height + 1
         last = min(self.target(), first + MAX_SYNC_BLOCKS - 1)
         picked = self._pick_peer(first)
         if picked is None:
@@ -149,7 +172,7 @@ class Syncer:
         peer, claimed = picked
         loop = asyncio.get_running_loop()
         self._reply, self._asked = loop.create_future(), peer
-        if not node.peers.send(peer, "block_request", encode_block_request(first, last)):
+        if not self.peers.send(peer, "block_request", encode_block_request(first, last)):
             return False
         try:
             items = await asyncio.wait_for(self._reply, REQUEST_TIMEOUT_S)
@@ -164,10 +187,8 @@ class Syncer:
             self._reply, self._asked = None, None
         applied, faulty = await self._apply(peer, items)
         if applied:
-            log.info(
-                "synced %d block(s) from %s, now at height %d", applied, peer, node.store.height
-            )
-        if faulty or (claimed and node.store.height < first):
+            log.info("synced %d block(s) from %s, now at height %d", applied, peer, chain.height)
+        if faulty or (claimed and chain.height < first):
             # An invalid block, or nothing of what it announced (and not because consensus
             # got there first).
             self._suspect(peer)
@@ -193,8 +214,7 @@ class Syncer:
 
     async def _apply(self, peer: str, items: list[SyncItem]) -> tuple[int, bool]:
         """(blocks stored, whether the answer held an invalid one)."""
-        node = self.node
-        genesis = node.genesis
+        chain, genesis = self.chain, self.genesis
         applied = 0
         for position, item in enumerate(items):
             if position:
@@ -203,7 +223,7 @@ class Syncer:
                 # accept, read, answer), so the API and peer links stay responsive.
                 await asyncio.sleep(BETWEEN_BLOCKS_S)
             header = item.block.header
-            if header.height != node.chain.height + 1:
+            if header.height != chain.height + 1:
                 continue  # an answer overtaken by consensus; harmless
             try:
                 verify_commit(
@@ -213,17 +233,14 @@ class Syncer:
                     height=header.height,
                     block=header.hash(),
                 )
-                verified = node.pool_verified(item.block)
-                staged = node.chain.check(
-                    item.block, item.last_commit, verified=verified, now_ms=None
-                )
+                staged = chain.check(item.block, item.last_commit, now_ms=None)
             except (CommitError, InvalidBlock, LedgerError) as exc:
-                node.peer_fault(peer, "block_response", exc)
+                self.faults.peer_fault(peer, "block_response", exc)
                 return applied, True
             # The same path as a decision of our own: the chain tells consensus, which
             # starts the next height before this returns.
-            node.chain.commit(item.block, item.commit, staged, item.last_commit)
-            node.metrics.synced_blocks.inc()
+            chain.commit(item.block, item.commit, staged, item.last_commit)
+            self.metrics.synced_blocks.inc()
             applied += 1
         return applied, False
 
@@ -232,9 +249,9 @@ class Syncer:
     def on_response(self, peer: str, payload: bytes) -> None:
         awaited = self._reply is not None and not self._reply.done() and peer == self._asked
         try:
-            items = decode_block_response(payload, self.node.wire_limits)
+            items = decode_block_response(payload, self.limits)
         except WireError as exc:
-            self.node.peer_fault(peer, "block_response", exc)
+            self.faults.peer_fault(peer, "block_response", exc)
             if awaited and self._reply is not None:
                 self._reply.set_exception(exc)
             return
@@ -245,13 +262,13 @@ class Syncer:
         try:
             request = decode_block_request(payload)
         except WireError as exc:
-            self.node.peer_fault(peer, "block_request", exc)
+            self.faults.peer_fault(peer, "block_request", exc)
             return
         room = self._room_for(peer)
         if room is None:
             return
-        store = self.node.store
-        budget = min(self.node.wire_limits.max_payload_bytes // 2, room)
+        store = self.chain.store
+        budget = min(self.limits.max_payload_bytes // 2, room)
         items: list[SyncItem] = []
         with store.snapshot() as view:
             for height in range(request.first, min(request.last, view.height) + 1):
@@ -268,18 +285,18 @@ class Syncer:
                     break
                 budget -= size
                 items.append(SyncItem(block, commit, last_commit))
-        self.node.peers.send(peer, "block_response", encode_block_response(items))
+        self.peers.send(peer, "block_response", encode_block_response(items))
 
     def _room_for(self, peer: str) -> int | None:
         """Bytes an answer to ``peer`` may take now; None if its request is dropped."""
         now = time.monotonic()
-        queued = self.node.peers.queued_bytes(peer)
+        queued = self.peers.queued_bytes(peer)
         if queued is None:
             return None  # the link is gone: nobody to answer
         room = answer_room(queued, self._answer_bytes)
         if room is not None and self._budget.take(peer, now):
             return room
-        self.node.peers.counters["dropped_block_request"] += 1
+        self.peers.counters["dropped_block_request"] += 1
         count, logged = self._dropped.get(peer, (0, -DROP_LOG_S))
         count += 1
         if now - logged >= DROP_LOG_S:

@@ -7,21 +7,21 @@ two inputs at once.
 
 The host subscribes to the node's ``Chain``: whichever path stored a block (a decision
 applied here, or sync), the core starts the next height before anything else runs, so
-it is never asked to act on a height the chain has passed.
+it is never asked to act on a height the chain has passed. It is given only what it
+uses (node.daemon.parts): the core, the chain, peer links to send on, timers, a "want
+blocks" callback for the syncer and where to report faults.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ledger.block import Block, Commit
 from ledger.chain import StagedBlock
-from ledger.entry import SignedEntry
 from ledger.errors import LedgerError
 from node.consensus import (
     CommitLearned,
@@ -48,18 +48,21 @@ from node.consensus import (
     drive,
 )
 from node.daemon.block_maker import InvalidBlock
-from node.daemon.chain import Committed
+from node.daemon.chain import Chain, Committed
+from node.daemon.clock import now_ms
 from node.daemon.gossip_payloads import (
+    Limits,
     ProposalOutline,
     WireError,
     encode_proposal_package,
-    entry_id_of_wire,
 )
+from node.daemon.metrics import NodeMetrics
 
 if TYPE_CHECKING:
-    from node.daemon.parts import HostNode
+    from ledger.genesis import Genesis
+    from node.daemon.parts import Faults, PeerLinks, TimerHandle, Timers
 
-__all__ = ["SIGNING_STATE_KEY", "ConsensusHost", "now_ms"]
+__all__ = ["SIGNING_STATE_KEY", "ConsensusHost"]
 
 log = logging.getLogger("customs.consensus")
 
@@ -71,26 +74,41 @@ MAX_CACHED_BLOCKS = 32
 GOSSIP_INTERVAL_S = 1.0
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class ConsensusHost:
     """Implements ``node.consensus.Host`` for the daemon."""
 
-    def __init__(self, node: HostNode, core: ConsensusCore) -> None:
-        self.node = node
+    def __init__(
+        self,
+        core: ConsensusCore,
+        chain: Chain,
+        *,
+        genesis: Genesis,
+        links: PeerLinks,
+        timers: Timers,
+        want_blocks: Callable[[int], None],
+        faults: Faults,
+        metrics: NodeMetrics,
+        limits: Limits,
+    ) -> None:
         self.core = core
+        self.chain = chain
+        self.genesis = genesis
+        self.links = links
+        self.clock = timers
+        self.want_blocks = want_blocks
+        self.faults = faults
+        self.metrics = metrics
+        self.limits = limits
         self.blocks: OrderedDict[bytes, tuple[Block, Commit | None]] = OrderedDict()
         self.staged: dict[bytes, StagedBlock] = {}
         self.awaiting_block: set[bytes] = set()
-        self.timers: dict[Timeout, asyncio.TimerHandle] = {}
-        self.propose_timer: asyncio.TimerHandle | None = None
+        self.timers: dict[Timeout, TimerHandle] = {}
+        self.propose_timer: TimerHandle | None = None
         self.last_progress = time.monotonic()
         # True while ``apply`` commits a decision: the driver then starts the next height
         # from apply's answer, so the commit notice must not start it a second time.
         self._applying = False
-        node.chain.subscribe(self.on_chain_commit)
+        chain.subscribe(self.on_chain_commit)
 
     # ---- feeding --------------------------------------------------------------------
 
@@ -103,7 +121,7 @@ class ConsensusHost:
             log.warning("consensus input refused: %s", exc)
         except Exception as failure:
             # Our own invariant broke (e.g. a decided block we cannot apply): stop loudly.
-            self.node.fail(failure)
+            self.faults.fail(failure)
             raise
 
     def shutdown(self) -> None:
@@ -114,8 +132,8 @@ class ConsensusHost:
             self.propose_timer.cancel()
 
     def start(self) -> None:
-        chain = self.node.chain
-        self.feed(StartHeight(chain.height + 1, self.node.genesis.validators, chain.head_commit()))
+        chain = self.chain
+        self.feed(StartHeight(chain.height + 1, self.genesis.validators, chain.head_commit()))
 
     def on_chain_commit(self, done: Committed) -> None:
         """A block was stored (Chain.subscribe): drop what its height held, move on."""
@@ -123,24 +141,24 @@ class ConsensusHost:
         self._new_height_cleanup()
         if self._applying or self.core.height > height:
             return
-        self.feed(StartHeight(height + 1, self.node.genesis.validators, done.commit))
+        self.feed(StartHeight(height + 1, self.genesis.validators, done.commit))
 
     # ---- Host protocol ---------------------------------------------------------------
 
     def persist(self, record: bytes) -> None:
-        self.node.store.write_extra({SIGNING_STATE_KEY: record})
+        self.chain.write_extra({SIGNING_STATE_KEY: record})
 
     def send(self, messages: Sequence[Message]) -> None:
         for message in messages:
             self._broadcast(message)
 
     def apply(self, decision: Decision) -> StartHeight | None:
-        chain, validators = self.node.chain, self.node.genesis.validators
+        chain, validators = self.chain, self.genesis.validators
         entry = self.blocks.get(decision.block)
         if entry is None:
             # Decided on precommits without the proposal: fetch the block from peers.
             log.info("decided height %d without its block; fetching", decision.height)
-            self.node.sync.want(decision.height)
+            self.want_blocks(decision.height)
             return None
         block, last_commit = entry
         if chain.holds(block):
@@ -153,9 +171,7 @@ class ConsensusHost:
         self._applying = True
         try:
             if staged is None:
-                staged = chain.check(
-                    block, last_commit, verified=self.node.pool_verified(block), now_ms=None
-                )
+                staged = chain.check(block, last_commit, now_ms=None)
             chain.commit(block, decision.commit, staged, last_commit, extra)
         except (InvalidBlock, LedgerError) as exc:
             # A quorum decided a block we cannot apply: our state diverged. Stop loudly.
@@ -165,12 +181,12 @@ class ConsensusHost:
         return StartHeight(decision.height + 1, validators, decision.commit)
 
     def arm(self, request: TimeoutRequest) -> None:
-        loop = asyncio.get_running_loop()
         old = self.timers.pop(request.timeout, None)
         if old is not None:
             old.cancel()
-        self.timers[request.timeout] = loop.call_later(
-            request.after_ms / 1000, self._fire, request.timeout
+        timeout = request.timeout
+        self.timers[timeout] = self.clock.call_later(
+            request.after_ms / 1000, lambda: self._fire(timeout)
         )
 
     def check_validity(self, request: ValidityRequest) -> bool | None:
@@ -181,32 +197,39 @@ class ConsensusHost:
         return self._judge(request.block, *entry)
 
     def value_to_propose(self, request: ProposeRequest) -> bytes | None:
-        node = self.node
-        chain = node.chain
+        chain = self.chain
         if request.height != chain.height + 1:
             # Asked for a height the chain has passed: the core has moved on or is about
             # to, and nothing built on the old head could ever be decided.
             log.debug("not proposing at height %d: chain is at %d", request.height, chain.height)
             return None
         head = chain.head_header()
-        interval = node.genesis.params.block_interval_ms
-        due = (head.time + interval) if head else node.genesis.genesis_time
+        interval = self.genesis.params.block_interval_ms
+        due = (head.time + interval) if head else self.genesis.genesis_time
         wait_ms = due - now_ms()
         if wait_ms > 0:
             self._schedule_propose(request, wait_ms)
             return None
         last_commit = chain.head_commit()
-        proposed = node.build_proposal(request.height, last_commit)
+        proposed = chain.propose(
+            request.height,
+            time_ms=now_ms(),
+            proposer=self.core.member_id,
+            last_commit=last_commit,
+        )
+        for rejected in proposed.result.rejected:
+            if rejected.entry_id is not None:  # the chain dropped it from the pool
+                self.metrics.entries_rejected.labels(rejected.code).inc()
         block_hash = proposed.block.header.hash()
         self._cache(block_hash, proposed.block, last_commit)
         self.staged[block_hash] = proposed.staged
         return block_hash
 
     def need_blocks(self, up_to: int) -> None:
-        self.node.sync.want(up_to)
+        self.want_blocks(up_to)
 
     def report(self, output: Output) -> None:
-        metrics = self.node.metrics
+        metrics = self.metrics
         for reason, count in output.dropped.items():
             metrics.dropped.labels(reason).inc(count)
         for evidence in output.evidence:
@@ -224,34 +247,34 @@ class ConsensusHost:
     # ---- peer input -----------------------------------------------------------------
 
     def on_proposal(self, peer: str, payload: bytes) -> None:
-        limits = self.node.wire_limits
+        limits = self.limits
         try:
             outline = ProposalOutline.decode(payload, limits)
             message = decode_message(outline.proposal)
         except (WireError, MessageFormatError) as exc:
-            self.node.peer_fault(peer, "proposal", exc)
+            self.faults.peer_fault(peer, "proposal", exc)
             return
         if not isinstance(message, SignedProposal):
-            self.node.peer_fault(peer, "proposal", WireError("not a signed proposal"))
+            self.faults.peer_fault(peer, "proposal", WireError("not a signed proposal"))
             return
         if outline.block_hash != message.proposal.block:
-            self.node.peer_fault(peer, "proposal", WireError("block does not match proposal"))
+            self.faults.peer_fault(peer, "proposal", WireError("block does not match proposal"))
             return
         # Judge the signed proposal before decoding its block (every entry in it): a
         # block for a past height, out of turn or under a forged signature is dropped
         # for a hash and at most one signature check, and never displaces a cached one.
         reason = self.core.proposal_unusable(message)
         if reason is not None:
-            self.node.metrics.dropped.labels(reason).inc()
+            self.metrics.dropped.labels(reason).inc()
             return
         try:
-            package = outline.package(limits, self._held_block, self._pending_entry)
+            package = outline.package(limits, self._held_block, self.chain.pending_entry)
         except WireError as bad_block:
-            self.node.peer_fault(peer, "proposal", bad_block)
+            self.faults.peer_fault(peer, "proposal", bad_block)
             return
         block_hash = package.block.header.hash()
         if block_hash != message.proposal.block:
-            self.node.peer_fault(peer, "proposal", WireError("block does not match proposal"))
+            self.faults.peer_fault(peer, "proposal", WireError("block does not match proposal"))
             return
         self._cache(block_hash, package.block, package.last_commit)
         self.feed(ProposalReceived(message))
@@ -264,10 +287,10 @@ class ConsensusHost:
         try:
             message = decode_message(payload)
         except MessageFormatError as exc:
-            self.node.peer_fault(peer, "vote", exc)
+            self.faults.peer_fault(peer, "vote", exc)
             return
         if not isinstance(message, SignedVote):
-            self.node.peer_fault(peer, "vote", WireError("not a signed vote"))
+            self.faults.peer_fault(peer, "vote", WireError("not a signed vote"))
             return
         self.feed(VoteReceived(message))
 
@@ -283,12 +306,12 @@ class ConsensusHost:
         """
         if time.monotonic() - self.last_progress < GOSSIP_INTERVAL_S:
             return
-        peers = self.node.peers
+        links = self.links
         for message in self.core.gossip_messages():
             framed = self._payload(message)
             if framed is not None:
-                for peer in peers.connected():
-                    peers.send(peer, *framed)
+                for peer in links.connected():
+                    links.send(peer, *framed)
         self.last_progress = time.monotonic()
 
     # ---- internals ------------------------------------------------------------------
@@ -300,7 +323,7 @@ class ConsensusHost:
     def _broadcast(self, message: Message) -> None:
         framed = self._payload(message)
         if framed is not None:
-            self.node.peers.broadcast(*framed)
+            self.links.broadcast(*framed)
 
     def _payload(self, message: Message) -> tuple[str, bytes] | None:
         """(gossip kind, payload) of a consensus message; a proposal carries its block."""
@@ -315,7 +338,7 @@ class ConsensusHost:
 
     def _fire(self, timeout: Timeout) -> None:
         self.timers.pop(timeout, None)
-        self.node.metrics.timeouts.labels(timeout.kind).inc()
+        self.metrics.timeouts.labels(timeout.kind).inc()
         self.feed(TimeoutFired(timeout))
 
     def _schedule_propose(self, request: ProposeRequest, wait_ms: int) -> None:
@@ -330,10 +353,7 @@ class ConsensusHost:
             if block is not None:
                 self.feed(ValueToPropose(request.height, request.round, block))
 
-        self.propose_timer = asyncio.get_running_loop().call_later(wait_ms / 1000, retry)
-
-    def _pending_entry(self, wire: bytes) -> SignedEntry | None:
-        return self.node.mempool.get(entry_id_of_wire(wire))
+        self.propose_timer = self.clock.call_later(wait_ms / 1000, retry)
 
     def _held_block(self, block_hash: bytes) -> Block | None:
         cached = self.blocks.get(block_hash)
@@ -355,9 +375,7 @@ class ConsensusHost:
         if block_hash in self.staged:
             return True
         try:
-            staged = self.node.chain.check(
-                block, last_commit, verified=self.node.pool_verified(block), now_ms=now_ms()
-            )
+            staged = self.chain.check(block, last_commit, now_ms=now_ms())
         except (InvalidBlock, LedgerError) as exc:
             log.warning(
                 "proposal %s at height %d is invalid: %s",
@@ -367,7 +385,7 @@ class ConsensusHost:
             )
             return False
         self.staged[block_hash] = staged
-        self.node.pool_proposed(block.entries)
+        self.chain.admit_proposed(block.entries, now_ms=now_ms())
         return True
 
     def _signing(self) -> bytes | None:
@@ -381,7 +399,7 @@ class ConsensusHost:
         if self.propose_timer is not None:
             self.propose_timer.cancel()
             self.propose_timer = None
-        height = self.node.chain.height
+        height = self.chain.height
         for block_hash in [h for h, (b, _) in self.blocks.items() if b.header.height <= height]:
             del self.blocks[block_hash]
             self.staged.pop(block_hash, None)

@@ -9,22 +9,19 @@ Shutdown (SIGTERM/SIGINT) reverses it; LevelDB's synced batches make kill -9 saf
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import cProfile
 import gc
 import logging
 import os
 import signal
-from collections import OrderedDict
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from contracts import Rejection, check_entry_stateless
-from ledger.block import Block, Commit
-from ledger.entry import SignedEntry, decode_wire
-from ledger.errors import BlockFormatError, EntryError
+from ledger.block import Commit
+from ledger.entry import SignedEntry
+from ledger.errors import BlockFormatError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.store import Store
@@ -38,11 +35,11 @@ from node.consensus import (
     decode_message,
 )
 from node.daemon.api import build_app
-from node.daemon.block_maker import BlockMaker, Proposed
 from node.daemon.block_sync import Syncer
 from node.daemon.chain import Chain, Committed
+from node.daemon.clock import now_ms
 from node.daemon.config import NodeConfig, peer_urls
-from node.daemon.consensus_host import SIGNING_STATE_KEY, ConsensusHost, now_ms
+from node.daemon.consensus_host import SIGNING_STATE_KEY, ConsensusHost
 from node.daemon.gossip_payloads import (
     MAX_ENTRIES_PER_GOSSIP,
     Limits,
@@ -50,14 +47,14 @@ from node.daemon.gossip_payloads import (
     WireError,
     decode_entries,
     encode_entries,
-    entry_id_of_wire,
 )
 from node.daemon.logs import redact_secrets
-from node.daemon.mempool import DuplicateEntry, Mempool, MempoolError, MempoolFull
+from node.daemon.mempool import Mempool
 from node.daemon.metrics import NodeMetrics
+from node.daemon.parts import TimerHandle
 from node.daemon.queries import Service
 from node.daemon.tls import ServerTls
-from node.peers import PeerManager, PeerOptions, PeerTls
+from node.peers import PeerManager, PeerOptions, PeerStatus, PeerTls
 
 __all__ = ["Node", "run"]
 
@@ -67,7 +64,6 @@ ENTRY_FLUSH_S = 0.02
 PROFILE_ENV = "CUSTOMS_NODE_PROFILE"
 SHUTDOWN_STEP_S = 5.0
 HOUSEKEEPING_S = 0.5
-MAX_REMEMBERED_REJECTIONS = 100_000
 # CPython's default (700, 10, 10) runs a young collection every 700 container
 # allocations and a full one every 70,000, each walking every live object: with a full
 # mempool and the store's caches that was ~6% of a node's CPU under load, for almost no
@@ -75,7 +71,40 @@ MAX_REMEMBERED_REJECTIONS = 100_000
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
+class _LoopTimers:
+    """``parts.Timers`` on the running event loop."""
+
+    def call_later(self, delay: float, callback: Callable[[], object], /) -> TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+
+class _Live:
+    """``parts.LiveStatus`` for the API: what consensus, sync and the peers are doing."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    @property
+    def round(self) -> int:
+        return self._node.host.core.round
+
+    @property
+    def syncing(self) -> bool:
+        return self._node.sync.syncing
+
+    def peers(self) -> list[PeerStatus]:
+        return self._node.peers.peers()
+
+    def connected(self) -> list[str]:
+        return self._node.peers.connected()
+
+
 class Node:
+    """Wiring: builds the chain and the parts around it, routes peer messages to them,
+    and starts and stops them. The store opens here (refusing one in use or made for
+    another genesis); ``start`` serves and ``stop`` closes everything, started or not.
+    ``tls`` is what the port serves (None: plaintext, loopback only)."""
+
     def __init__(
         self,
         config: NodeConfig,
@@ -89,34 +118,88 @@ class Node:
         self.key = key
         self.member_id = config.member_id
         self.metrics = NodeMetrics()
-        params = genesis.params
+        self.fatal = asyncio.Event()
+        self.failure: BaseException | None = None
+        params, limits = genesis.params, config.limits
         self.wire_limits = Limits(
             max_entry_bytes=params.max_entry_bytes,
             max_block_entries=params.max_block_entries,
-            max_payload_bytes=config.limits.max_frame_bytes,
+            max_payload_bytes=limits.max_frame_bytes,
         )
-        self.mempool = Mempool(
-            max_entries=config.limits.mempool_max_entries,
-            max_bytes=config.limits.mempool_max_bytes,
+        mempool = Mempool(
+            max_entries=limits.mempool_max_entries,
+            max_bytes=limits.mempool_max_bytes,
             entry_window_ms=params.entry_window_ms,
         )
-        self.rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
-        self.store: Store  # read freely; written only through ``chain``
-        self.chain: Chain
-        self.host: ConsensusHost
-        self.peers: PeerManager
-        self.sync = Syncer(
-            self,
-            requests_per_s=config.limits.sync_requests_per_s,
-            answer_bytes=config.limits.sync_answer_bytes,
+        genesis_bytes = config.genesis_file.read_bytes()  # before anything needs closing
+        self.store = Store.open(config.data_dir / "ledger", genesis)  # read freely
+        self.chain = Chain(self.store, genesis, mempool)  # the store's one writer
+        self.chain.subscribe(self._committed)
+        self.peers = PeerManager(
+            genesis,
+            self.member_id,
+            key,
+            peer_urls(config, genesis),
+            self.on_message,
+            PeerOptions.from_config(config),
+            relayable=self.relayable,
+            tls=PeerTls(certificate=None if tls is None else tls.certificate),
         )
-        self.service = Service(self)
+        self.sync = Syncer(
+            self.chain,
+            genesis,
+            self.peers,
+            faults=self,
+            metrics=self.metrics,
+            limits=self.wire_limits,
+            requests_per_s=limits.sync_requests_per_s,
+            answer_bytes=limits.sync_answer_bytes,
+        )
+        # Subscribed last (see Chain.subscribe): consensus moves on after the bookkeeping.
+        self.host = ConsensusHost(
+            self._consensus_core(),
+            self.chain,
+            genesis=genesis,
+            links=self.peers,
+            timers=_LoopTimers(),
+            want_blocks=self.sync.want,
+            faults=self,
+            metrics=self.metrics,
+            limits=self.wire_limits,
+        )
+        self.service = Service(
+            self.chain,
+            member_id=self.member_id,
+            key=key,
+            genesis_bytes=genesis_bytes,
+            live=_Live(self),
+            metrics=self.metrics,
+            on_admitted=self._gossip_entries,
+        )
+        self._handlers: dict[str, Callable[[str, bytes], Awaitable[None] | None]] = {
+            "entry": self._on_entries,
+            "proposal": self.host.on_proposal,
+            "vote": self.host.on_vote,
+            "commit": self._on_commit,
+            "block_request": self.sync.on_request,
+            "block_response": self.sync.on_response,
+        }
         self._outbox: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._tls_server: asyncio.Server | None = None
-        self.fatal = asyncio.Event()
-        self.failure: BaseException | None = None
+
+    def _consensus_core(self) -> ConsensusCore:
+        raw = self.store.get_raw(SIGNING_STATE_KEY)
+        restored = SigningState.decode(raw) if raw is not None else None
+        is_validator = self.genesis.validators.index_of(self.member_id) is not None
+        return ConsensusCore(
+            self.genesis.chain_id,
+            self.member_id,
+            self.key if is_validator else None,
+            timeouts=self.config.timeouts.consensus(),
+            restored=restored,
+        )
 
     def fail(self, exc: BaseException) -> None:
         log.error("internal error, stopping: %r", exc)
@@ -124,35 +207,14 @@ class Node:
             self.failure = exc
         self.fatal.set()
 
+    def peer_fault(self, peer: str, kind: str, exc: BaseException) -> None:
+        self.peers.counters[f"bad_{kind}"] += 1
+        log.warning("bad %s from %s: %s", kind, peer, exc)
+
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         config = self.config
-        self.store = Store.open(config.data_dir / "ledger", self.genesis)
-        self.chain = Chain(self.store, BlockMaker(self.store, self.genesis))
-        self.chain.subscribe(self._committed)
-        raw = self.store.get_raw(SIGNING_STATE_KEY)
-        restored = SigningState.decode(raw) if raw is not None else None
-        is_validator = self.genesis.validators.index_of(self.member_id) is not None
-        core = ConsensusCore(
-            self.genesis.chain_id,
-            self.member_id,
-            self.key if is_validator else None,
-            timeouts=config.timeouts.consensus(),
-            restored=restored,
-        )
-        # Subscribed last (see Chain.subscribe): consensus moves on after the bookkeeping.
-        self.host = ConsensusHost(self, core)
-        self.peers = PeerManager(
-            self.genesis,
-            self.member_id,
-            self.key,
-            peer_urls(config, self.genesis),
-            self.on_message,
-            PeerOptions.from_config(config),
-            relayable=self.relayable,
-            tls=PeerTls(certificate=None if self.tls is None else self.tls.certificate),
-        )
         self.metrics.watch_peer_events(lambda: self.peers.counters)
         token = config.api_token_file.read_text().strip()
         redact_secrets(token)  # no path through aiohttp or ours may log it
@@ -200,8 +262,8 @@ class Node:
                 config.listen_host,
                 config.listen_port,
             )
-        self.metrics.height.set(self.store.height)
-        self.peers.set_height(self.store.height)
+        self.metrics.height.set(self.chain.height)
+        self.peers.set_height(self.chain.height)
         await self.peers.start()
         self._spawn(self.sync.run(), "sync")
         self._spawn(self._housekeeping(), "housekeeping")
@@ -213,7 +275,7 @@ class Node:
             "plaintext" if self.tls is None else "TLS 1.3",
             config.listen_host,
             config.listen_port,
-            self.store.height,
+            self.chain.height,
             self.genesis.chain_id,
             self.genesis.hash_hex[:16],
             native.describe(),
@@ -224,18 +286,15 @@ class Node:
             task.cancel()
         if self._tasks:
             await _bounded("stopping the node's tasks", asyncio.wait(self._tasks))
-        if hasattr(self, "host"):
-            self.host.shutdown()
+        self.host.shutdown()
         # A peer or client that stops answering must not keep a SIGTERM from ending the
         # process: each step gets a bound, and what was still running is logged.
-        if hasattr(self, "peers"):
-            await _bounded("closing peer links", self.peers.stop())
+        await _bounded("closing peer links", self.peers.stop())
         if self._tls_server is not None:
             self._tls_server.close()  # no new connections; the runner ends the open ones
         if self._runner is not None:
             await _bounded("closing the HTTP server", self._runner.cleanup())
-        if hasattr(self, "store"):
-            self.store.close()
+        self.store.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -249,34 +308,9 @@ class Node:
         if not task.cancelled() and (exc := task.exception()) is not None:
             self.fail(exc)
 
-    # ---- blocks ---------------------------------------------------------------------
-
-    def build_proposal(self, height: int, last_commit: Commit | None) -> Proposed:
-        """Our block for ``height``; StaleHeight unless that is the chain's next height."""
-        now = now_ms()
-        for entry_id in self.mempool.drop_stale(now):
-            self._remember_rejection(entry_id, "stale", "entry expired in the mempool")
-        candidates = self.mempool.reap(self.genesis.params.max_block_entries)
-        verified = frozenset(e.id for e in candidates)
-        proposed = self.chain.propose(
-            height,
-            time_ms=now,
-            proposer=self.member_id,
-            candidates=candidates,
-            verified=verified,
-            last_commit=last_commit,
-        )
-        for rejected in proposed.result.rejected:
-            if rejected.entry_id is not None:
-                self._remember_rejection(rejected.entry_id, rejected.code, rejected.message)
-                self.mempool.remove([rejected.entry_id])
-                self.metrics.entries_rejected.labels(rejected.code).inc()
-        return proposed
-
     def _committed(self, done: Committed) -> None:
         """The daemon's share of every commit, whichever path made it (Chain.subscribe)."""
         block = done.block
-        self.mempool.remove(e.id for e in block.entries)
         height = block.header.height
         self.metrics.block_commit_seconds.observe(done.seconds)
         self.metrics.entries_committed.inc(len(block.entries))
@@ -286,127 +320,25 @@ class Node:
         if block.entries:
             log.info("committed height %d with %d entries", height, len(block.entries))
 
-    # ---- entries --------------------------------------------------------------------
-
-    def _pool(self, entry: SignedEntry, *, gossip: bool) -> str:
-        """Pool an entry that is checked and not committed; queue it for gossip."""
-        entry_id = entry.id
-        try:
-            self.mempool.add(entry, now_ms=now_ms())
-        except DuplicateEntry:
-            return entry_id.hex()  # resubmitting a pending entry is harmless
-        except MempoolError as exc:
-            raise Rejection(getattr(exc, "code", "invalid_body"), str(exc)) from exc
-        self.rejected.pop(entry_id, None)
-        if gossip:
-            self._outbox.append(entry.wire_bytes)
-        return entry_id.hex()
-
-    def pool_verified(self, block: Block) -> frozenset[bytes]:
-        """Ids of ``block``'s entries verified on intake: re-executing the block, whether
-        proposed or fetched by sync, reuses that verdict instead of verifying again.
-
-        Only the exact wire entry (id and signature) that was verified counts.
-        """
-        mempool = self.mempool
-        return frozenset(e.id for e in block.entries if mempool.signature_verified(e))
-
-    def pool_proposed(self, entries: Iterable[SignedEntry]) -> None:
-        """Pool the entries of a proposal that passed re-execution, unless pending.
-
-        Re-execution ran every rule on them, signatures included: pooled, their gossip
-        copies that arrive later cost a hash instead of a second decode and verification,
-        and they stay pending should that proposal not be the one committed.
-        """
-        now = now_ms()
-        for entry in entries:
-            if entry.id not in self.mempool:
-                with contextlib.suppress(MempoolError):
-                    self.mempool.add(entry, now_ms=now)
-
-    def admit_batch(self, entries: Sequence[SignedEntry]) -> list[str]:
-        """Admit a client's stateless-checked batch whole or not at all.
-
-        Every check that pooling could fail on runs first, so a refused batch leaves the
-        pool unchanged and the client can resubmit all of it (DESIGN §12).
-        """
-        now = now_ms()
-        new: dict[bytes, SignedEntry] = {}
-        for i, entry in enumerate(entries):
-            prefix = f"entry {i}: " if len(entries) > 1 else ""
-            if self.store.has_entry(entry.id):
-                raise Rejection("duplicate", f"{prefix}entry {entry.id_hex} is already committed")
-            if not self.mempool.is_fresh(entry.entry.ts, now):
-                window = self.mempool.entry_window_ms
-                raise Rejection(
-                    "stale", f"{prefix}ts {entry.entry.ts} is over {window} ms from now"
-                )
-            if entry.id not in self.mempool:
-                new[entry.id] = entry
-        size = sum(len(e.wire_bytes) for e in new.values())
-        pool = self.mempool
-        if len(pool) + len(new) > pool.max_entries:
-            raise MempoolFull(
-                next(iter(new)), "entries", f"{len(new)} more entries exceed {pool.max_entries}"
-            )
-        if pool.size_bytes + size > pool.max_bytes:
-            raise MempoolFull(
-                next(iter(new)), "bytes", f"{size} more bytes exceed {pool.max_bytes}"
-            )
-        return [self._pool(entry, gossip=True) for entry in entries]
-
-    def _remember_rejection(self, entry_id: bytes, code: str, message: str) -> None:
-        self.rejected[entry_id] = (code, message)
-        self.rejected.move_to_end(entry_id)
-        while len(self.rejected) > MAX_REMEMBERED_REJECTIONS:
-            self.rejected.popitem(last=False)
-
-    async def _flush_entries(self) -> None:
-        while True:
-            await asyncio.sleep(ENTRY_FLUSH_S)
-            while self._outbox:
-                batch = self._outbox[:MAX_ENTRIES_PER_GOSSIP]
-                del self._outbox[:MAX_ENTRIES_PER_GOSSIP]
-                self.peers.broadcast("entry", encode_entries(batch))
-
     # ---- peers ----------------------------------------------------------------------
 
     async def on_message(self, peer: str, kind: str, payload: bytes) -> None:
-        if kind == "entry":
-            self._on_entries(peer, payload)
-        elif kind == "proposal":
-            self.host.on_proposal(peer, payload)
-        elif kind == "vote":
-            self.host.on_vote(peer, payload)
-        elif kind == "commit":
-            self._on_commit(peer, payload)
-        elif kind == "block_request":
-            await self.sync.on_request(peer, payload)
-        elif kind == "block_response":
-            self.sync.on_response(peer, payload)
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            answered = handler(peer, payload)
+            if answered is not None:
+                await answered
 
     def relayable(self, kind: str, payload: bytes) -> bool:
         """Whether a relayed message is well-formed enough to pass on (no signatures
         checked: the receivers check those, and count a forgery against nobody)."""
+        check = _RELAYABLE.get(kind)
+        if check is None:
+            return False
         try:
-            if kind == "entry":
-                decode_entries(payload, self.wire_limits)
-            elif kind == "vote":
-                return isinstance(decode_message(payload), SignedVote)
-            elif kind == "proposal":
-                outline = ProposalOutline.decode(payload, self.wire_limits)
-                message = decode_message(outline.proposal)
-                return (
-                    isinstance(message, SignedProposal)
-                    and message.proposal.block == outline.block_hash
-                )
-            elif kind == "commit":
-                Commit.decode(payload)
-            else:
-                return False
+            return check(payload, self.wire_limits)
         except (WireError, MessageFormatError, BlockFormatError):
             return False
-        return True
 
     def _on_entries(self, peer: str, payload: bytes) -> None:
         try:
@@ -414,22 +346,8 @@ class Node:
         except WireError as exc:
             self.peer_fault(peer, "entry", exc)
             return
-        limit = self.genesis.params.max_entry_bytes
-        for wire in wires:
-            # Relays and proposals deliver an entry more than once: one already pooled
-            # (these exact bytes) or committed costs a hash, not a decode and a check.
-            pooled = self.mempool.get(entry_id := entry_id_of_wire(wire))
-            if (pooled is not None and pooled.wire_bytes == wire) or self.store.has_entry(entry_id):
-                continue
-            try:
-                entry = decode_wire(wire, limit)
-            except EntryError as bad_entry:
-                self.metrics.entries_rejected.labels(bad_entry.code).inc()
-                continue
-            try:
-                self._pool(check_entry_stateless(entry, self.genesis), gossip=False)
-            except Rejection as rejection:
-                self.metrics.entries_rejected.labels(rejection.code).inc()
+        for code in self.chain.admit_relayed(wires, now_ms=now_ms()):
+            self.metrics.entries_rejected.labels(code).inc()
 
     def _on_commit(self, peer: str, payload: bytes) -> None:
         try:
@@ -440,17 +358,54 @@ class Node:
         if commit.height >= self.host.core.height:
             self.host.on_commit(commit)
 
-    def peer_fault(self, peer: str, kind: str, exc: BaseException) -> None:
-        self.peers.counters[f"bad_{kind}"] += 1
-        log.warning("bad %s from %s: %s", kind, peer, exc)
+    def _gossip_entries(self, entries: Sequence[SignedEntry]) -> None:
+        self._outbox.extend(e.wire_bytes for e in entries)
+
+    async def _flush_entries(self) -> None:
+        while True:
+            await asyncio.sleep(ENTRY_FLUSH_S)
+            while self._outbox:
+                batch = self._outbox[:MAX_ENTRIES_PER_GOSSIP]
+                del self._outbox[:MAX_ENTRIES_PER_GOSSIP]
+                self.peers.broadcast("entry", encode_entries(batch))
 
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_S)
-            self.metrics.mempool.set(len(self.mempool))
+            self.metrics.mempool.set(len(self.chain.mempool))
             self.metrics.peers.set(len(self.peers.connected()))
             self.metrics.peers_unauthenticated.set(self.peers.unauthenticated())
             self.host.regossip()
+
+
+def _relayable_entries(payload: bytes, limits: Limits) -> bool:
+    decode_entries(payload, limits)
+    return True
+
+
+def _relayable_vote(payload: bytes, limits: Limits) -> bool:
+    return isinstance(decode_message(payload), SignedVote)
+
+
+def _relayable_proposal(payload: bytes, limits: Limits) -> bool:
+    outline = ProposalOutline.decode(payload, limits)
+    message = decode_message(outline.proposal)
+    return isinstance(message, SignedProposal) and message.proposal.block == outline.block_hash
+
+
+def _relayable_commit(payload: bytes, limits: Limits) -> bool:
+    Commit.decode(payload)
+    return True
+
+
+# The gossip kinds a node relays, each with its well-formedness check; block requests
+# and answers are point to point and never relayed.
+_RELAYABLE: dict[str, Callable[[bytes, Limits], bool]] = {
+    "entry": _relayable_entries,
+    "vote": _relayable_vote,
+    "proposal": _relayable_proposal,
+    "commit": _relayable_commit,
+}
 
 
 async def _bounded(what: str, step: Awaitable[object]) -> None:

@@ -1,115 +1,75 @@
-"""The parts of a running node that its asyncio components use, as narrow Protocols.
+"""What the node's asyncio parts are given, as narrow Protocols.
 
-``node.daemon.node.Node`` owns and wires every part; the consensus host
-(``node.daemon.consensus_host``), the block syncer (``node.daemon.block_sync``) and the
-API's service (``node.daemon.queries``) each take a node
-typed by what they use of it, not the whole ``Node``. So none of them imports
-``node.daemon.node``, and the daemon's modules form no import cycle (tests/test_layering.py).
-Only the type checker reads this module: its importers name it under ``TYPE_CHECKING``.
+``node.daemon.node.Node`` builds every part and hands each only what it uses: the
+consensus host gets the core, the chain, ``PeerLinks`` to send on, ``Timers``, a "want
+blocks" callback and where to report faults; the syncer gets the chain, ``PeerView`` and
+the same fault reports; the API's queries get the chain and a ``LiveStatus``. No part
+holds the ``Node``, so none imports ``node.daemon.node`` and the daemon's modules form no
+import cycle (tests/test_layering.py). ``PeerManager`` and the asyncio event loop are
+what the running node passes; tests pass their own.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable
 from typing import Protocol
 
-from ledger.block import Block, Commit
-from ledger.entry import SignedEntry
-from ledger.genesis import Genesis
-from ledger.keys import SigningKey
-from ledger.store import Store
-from node.consensus import ConsensusCore
-from node.daemon.block_maker import Proposed
-from node.daemon.chain import Chain
-from node.daemon.config import NodeConfig
-from node.daemon.gossip_payloads import Limits
-from node.daemon.mempool import Mempool
-from node.daemon.metrics import NodeMetrics
-from node.peers import PeerManager
+from node.peers import PeerStatus
 
-__all__ = ["HostNode", "ServiceNode", "SyncNode", "SyncWant"]
+__all__ = ["Faults", "LiveStatus", "PeerLinks", "PeerView", "TimerHandle", "Timers"]
 
 
-class SyncWant(Protocol):
-    """The syncer as the host and the service see it (``node.daemon.block_sync.Syncer``)."""
+class PeerLinks(Protocol):
+    """Sending to the member's peers (``node.peers.PeerManager``)."""
+
+    def broadcast(self, kind: str, payload: bytes, *, relay: bool = True) -> int: ...
+
+    def send(self, peer_id: str, kind: str, payload: bytes) -> bool: ...
+
+    def connected(self) -> list[str]: ...
+
+
+class PeerView(PeerLinks, Protocol):
+    """What the syncer reads of the peers besides: heights announced, bytes queued to
+    each, and the peer event counters it adds to."""
+
+    @property
+    def counters(self) -> Counter[str]: ...
+
+    def peers(self) -> list[PeerStatus]: ...
+
+    def queued_bytes(self, peer_id: str) -> int | None: ...
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """One-shot timers (``asyncio.AbstractEventLoop.call_later``)."""
+
+    def call_later(self, delay: float, callback: Callable[[], object], /) -> TimerHandle: ...
+
+
+class Faults(Protocol):
+    """Where a part reports what went wrong: a peer's bad message is counted against that
+    peer; a broken invariant of our own stops the node."""
+
+    def peer_fault(self, peer: str, kind: str, exc: BaseException) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
+
+
+class LiveStatus(Protocol):
+    """What the API reports of the running node beyond the chain."""
+
+    @property
+    def round(self) -> int: ...
 
     @property
     def syncing(self) -> bool: ...
 
-    def want(self, height: int) -> None: ...
+    def peers(self) -> list[PeerStatus]: ...
 
-
-class SyncNode(Protocol):
-    """What the block syncer reads and calls, and what the host and service share."""
-
-    @property
-    def genesis(self) -> Genesis: ...
-
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def chain(self) -> Chain: ...
-
-    @property
-    def peers(self) -> PeerManager: ...
-
-    @property
-    def metrics(self) -> NodeMetrics: ...
-
-    @property
-    def wire_limits(self) -> Limits: ...
-
-    def peer_fault(self, peer: str, kind: str, exc: BaseException) -> None: ...
-
-    def pool_verified(self, block: Block) -> frozenset[bytes]: ...
-
-
-class HostNode(SyncNode, Protocol):
-    """What the consensus host uses besides: the pool, the syncer, proposals, failure."""
-
-    @property
-    def mempool(self) -> Mempool: ...
-
-    @property
-    def sync(self) -> SyncWant: ...
-
-    def fail(self, exc: BaseException) -> None: ...
-
-    def pool_proposed(self, entries: Iterable[SignedEntry]) -> None: ...
-
-    def build_proposal(self, height: int, last_commit: Commit | None) -> Proposed: ...
-
-
-class _Host(Protocol):
-    @property
-    def core(self) -> ConsensusCore: ...
-
-
-class ServiceNode(SyncNode, Protocol):
-    """What the API's service uses besides: the member's identity, the pool, the
-    rejections remembered, the consensus round and whether the node is syncing."""
-
-    @property
-    def member_id(self) -> str: ...
-
-    @property
-    def config(self) -> NodeConfig: ...
-
-    @property
-    def key(self) -> SigningKey: ...
-
-    @property
-    def mempool(self) -> Mempool: ...
-
-    @property
-    def rejected(self) -> OrderedDict[bytes, tuple[str, str]]: ...
-
-    @property
-    def host(self) -> _Host: ...
-
-    @property
-    def sync(self) -> SyncWant: ...
-
-    def admit_batch(self, entries: Sequence[SignedEntry]) -> list[str]: ...
+    def connected(self) -> list[str]: ...

@@ -1,69 +1,88 @@
-"""What the HTTP API asks of a running node (``node.daemon.api.NodeService``), answered from the
-store's snapshots, the mempool and the contracts' read helpers."""
+"""What the HTTP API asks of a running node (``node.daemon.api.NodeService``), answered from
+the chain (store snapshots, the pool, rejections) and the contracts' read helpers.
+
+No HTTP here: a bad query raises ``BadQuery`` with its code, a refused entry
+``Rejection``, a full pool ``MempoolFull``; node.daemon.api gives each its status.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import contracts
-from contracts import LedgerState, Rejection
+from contracts import LedgerState
 from ledger.block import Block, Commit, Header
 from ledger.bundle import BundleError, build_bundle
 from ledger.codec import encode
 from ledger.entry import Entry, SignedEntry, decode_wire
-from ledger.errors import EntryError
+from ledger.keys import SigningKey
 from ledger.store import StoreView
-from node.daemon.api import ApiError
-from node.daemon.consensus_host import now_ms
-from node.daemon.mempool import MempoolFull
+from node.daemon.chain import Chain
+from node.daemon.clock import now_ms
+from node.daemon.metrics import NodeMetrics
 
 if TYPE_CHECKING:
-    from node.daemon.parts import ServiceNode
+    from node.daemon.parts import LiveStatus
 
-__all__ = ["Service", "block_json", "header_json"]
+__all__ = ["BadQuery", "Service", "block_json", "header_json"]
 
 MAX_HISTORY = 1000
 
 
+class BadQuery(Exception):
+    """A query the node cannot answer as asked; ``code`` is ``malformed``."""
+
+    def __init__(self, message: str, code: str = "malformed") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class Service:
-    def __init__(self, node: ServiceNode) -> None:
-        self.node = node
-        self._genesis_bytes: bytes | None = None
+    """The API's reads and submissions over ``chain``; ``on_admitted`` is told of each
+    batch of newly pooled entries (the node gossips them)."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        *,
+        member_id: str,
+        key: SigningKey,
+        genesis_bytes: bytes,
+        live: LiveStatus,
+        metrics: NodeMetrics,
+        on_admitted: Callable[[Sequence[SignedEntry]], None],
+    ) -> None:
+        self.chain = chain
+        self.genesis = chain.genesis
+        self.member_id = member_id
+        self._key = key
+        self._genesis_bytes = genesis_bytes
+        self.live = live
+        self._metrics = metrics
+        self._on_admitted = on_admitted
 
     @property
     def max_entry_bytes(self) -> int:
-        return self.node.genesis.params.max_entry_bytes
+        return self.genesis.params.max_entry_bytes
 
     async def submit_entries(self, entries: Sequence[SignedEntry]) -> list[str]:
-        checked = []
-        for i, entry in enumerate(entries):
-            try:
-                checked.append(contracts.check_entry_stateless(entry, self.node.genesis))
-            except Rejection as exc:
-                prefix = f"entry {i}: " if len(entries) > 1 else ""
-                raise Rejection(exc.code, prefix + exc.message) from exc
-        try:
-            return self.node.admit_batch(checked)
-        except MempoolFull as full:
-            # 429, not 400: the entries are fine and the client should retry later.
-            raise ApiError(
-                429, "mempool_full", f"mempool is full ({full.limit}): {full.reason}"
-            ) from full
+        """Admit the batch whole (Rejection or MempoolFull otherwise); their ids."""
+        admitted = self.chain.admit(entries, now_ms=now_ms())
+        if admitted:
+            self._on_admitted(admitted)
+        return [e.id_hex for e in entries]
 
     async def submit_body(self, kind: str, body: Mapping[str, Any]) -> SignedEntry:
-        node = self.node
-        entry = Entry(node.genesis.chain_id, kind, node.member_id, now_ms(), dict(body))
-        try:
-            signed = entry.sign(node.key)
-        except EntryError as exc:
-            raise ApiError(400, exc.code, exc.reason) from exc
+        """Sign ``{kind, body}`` as this member and admit it (EntryError if unsignable)."""
+        entry = Entry(self.genesis.chain_id, kind, self.member_id, now_ms(), dict(body))
+        signed = entry.sign(self._key)
         await self.submit_entries([signed])
         return signed
 
     def entry_status(self, entry_id: bytes) -> dict[str, Any] | None:
-        node = self.node
-        with node.store.snapshot() as view:
+        with self.chain.store.snapshot() as view:
             location = view.entry_location(entry_id)
             if location is not None:
                 header = view.get_header(location.height)
@@ -75,12 +94,12 @@ class Service:
                     "log_index": location.log_index,
                     "block_time": header.time,
                 }
-        if node.mempool.status(entry_id) is not None:
+        state = self.chain.entry_state(entry_id)
+        if state is None:
+            return None
+        if state.status == "pending":
             return {"status": "pending"}
-        rejected = node.rejected.get(entry_id)
-        if rejected is not None:
-            return {"status": "rejected", "code": rejected[0], "message": rejected[1]}
-        return None
+        return {"status": state.status, "code": state.code, "message": state.message}
 
     def certificate(self, cert_id: str) -> dict[str, Any] | None:
         return self._record(f"cert/{cert_id}", lambda s: contracts.certificate(s, cert_id))
@@ -89,7 +108,7 @@ class Service:
         return self._record(f"shipment/{ucr}", lambda s: contracts.shipment(s, ucr))
 
     def _record(self, subject: str, read: Any) -> dict[str, Any] | None:
-        with self.node.store.snapshot() as view:
+        with self.chain.store.snapshot() as view:
             state = read(LedgerState(view))
             if state is None:
                 return None
@@ -102,12 +121,12 @@ class Service:
 
     def proof_bundle(self, subjects: Sequence[str]) -> bytes:
         try:
-            return build_bundle(self.node.store, list(subjects))
+            return build_bundle(self.chain.store, list(subjects))
         except BundleError as exc:
-            raise ApiError(400, "malformed", str(exc)) from exc
+            raise BadQuery(str(exc)) from exc
 
     def signed_header(self, height: int | None) -> bytes | None:
-        with self.node.store.snapshot() as view:
+        with self.chain.store.snapshot() as view:
             header = view.head_header() if height is None else view.get_header(height)
             if header is None:
                 return None
@@ -116,56 +135,53 @@ class Service:
         return encode({"commit": commit.to_obj(), "header": header.to_obj()})
 
     def consistency(self, first: int, second: int) -> bytes:
-        with self.node.store.snapshot() as view:
+        with self.chain.store.snapshot() as view:
             size = view.log_size()
             if not first <= second <= size:
-                raise ApiError(400, "malformed", f"need first <= second <= the log size {size}")
+                raise BadQuery(f"need first <= second <= the log size {size}")
             proof = view.consistency_proof(first, second)
         return encode({"first": first, "proof": proof, "second": second})
 
     def block(self, height: int) -> dict[str, Any] | None:
-        with self.node.store.snapshot() as view:
+        with self.chain.store.snapshot() as view:
             block, commit = view.get_block(height), view.get_commit(height)
         if block is None or commit is None:
             return None
         return block_json(block, commit)
 
     def status(self) -> dict[str, Any]:
-        node = self.node
-        head = node.store.head_header()
+        chain, genesis = self.chain, self.genesis
+        head = chain.head_header()
         return {
-            "chain_id": node.genesis.chain_id,
-            "genesis_hash": node.genesis.hash_hex,
-            "member": node.member_id,
-            "height": node.store.height,
+            "chain_id": genesis.chain_id,
+            "genesis_hash": genesis.hash_hex,
+            "member": self.member_id,
+            "height": chain.height,
             "head_hash": head.hash().hex() if head else None,
             "head_time": head.time if head else None,
-            "round": node.host.core.round,
-            "validators": list(node.genesis.validators.ids),
+            "round": self.live.round,
+            "validators": list(genesis.validators.ids),
             "peers": [
                 {"id": p.id, "connected": p.connected, "height": p.height}
-                for p in node.peers.peers()
+                for p in self.live.peers()
             ],
-            "mempool": len(node.mempool),
-            "syncing": node.sync.syncing,
+            "mempool": len(chain.mempool),
+            "syncing": self.live.syncing,
         }
 
     def genesis_bytes(self) -> bytes:
-        # The file as the operator wrote it, so a verifier can fetch it and compare its
-        # SHA-256 with the one it was given; read once, it never changes while running.
-        if self._genesis_bytes is None:
-            self._genesis_bytes = self.node.config.genesis_file.read_bytes()
+        # The file as the operator wrote it (read once at start), so a verifier can fetch
+        # it and compare its SHA-256 with the one it was given.
         return self._genesis_bytes
 
     def readiness(self) -> str | None:
         """None when the node is synced and hears enough of the network to take part;
         otherwise why not."""
-        node = self.node
-        if node.sync.syncing:
+        if self.live.syncing:
             return "catching up with the network"
-        validators = node.genesis.validators
-        connected = set(node.peers.connected())
-        if validators.index_of(node.member_id) is not None:
+        validators = self.genesis.validators
+        connected = set(self.live.connected())
+        if validators.index_of(self.member_id) is not None:
             heard = len(connected & set(validators.ids)) + 1
             if heard < validators.quorum:
                 return (
@@ -176,10 +192,9 @@ class Service:
         return None
 
     def metrics(self) -> tuple[bytes, str]:
-        node = self.node
-        node.metrics.mempool.set(len(node.mempool))
-        node.metrics.peers.set(len(node.peers.connected()))
-        return node.metrics.render()
+        self._metrics.mempool.set(len(self.chain.mempool))
+        self._metrics.peers.set(len(self.live.connected()))
+        return self._metrics.render()
 
 
 def _history(view: StoreView, subject: str, max_entry_bytes: int) -> list[dict[str, Any]]:
