@@ -1,6 +1,8 @@
 """Network figures: ``scripts/bench.py network [--validators N[,N...]] [--entries K]``
-``[--block-entries B] [--repeat R]`` (B = the genesis max_block_entries, default 5,000;
-R saturated runs per N, default 3).
+``[--block-entries B] [--repeat R] [--tls off|on|both]`` (B = the genesis
+max_block_entries, default 5,000; R saturated runs per N, default 3; links and API in
+plaintext on loopback by default, ``on`` over TLS 1.3 with pinned certificates, ``both``
+each N plain and TLS in turns, run by run, in the same invocation).
 
 For each validator count N, R times: starts N local validators as real ``customs-node
 run`` processes (tests/cluster.py) on a fresh ledger, pre-signs K realistic entries and
@@ -27,6 +29,12 @@ half that rate:
                              node_cpu_us, so 0.5 needs a node's whole cost per entry
                              within two bare verifications;
     net_<N>v_rejected        entries that did not commit (should be 0).
+    net_<N>v_tls_*           the same figures over TLS (``--tls on`` or ``both``);
+    net_<N>v_tls_rate_ratio  with ``both``: TLS entries_per_s / plaintext entries_per_s;
+    net_<N>v_tls_cpu_ratio   with ``both``: TLS node_cpu_us / plaintext node_cpu_us;
+    net_<N>v_tls_share_ratio with ``both``: TLS ratio / plaintext ratio, each rate taken
+                             against the ceiling measured around it, so a shared machine
+                             slowing down between the two halves does not pass for TLS.
     ed25519_verify_per_s     bare ``cryptography`` Ed25519 verifies per second, one
                              process, best of five short rounds taken just before and
                              just after each saturated run; the highest over N's runs is
@@ -75,6 +83,7 @@ from ledger.genesis import Params
 from ledger.keys import SigningKey
 from node.daemon.config import Timeouts
 from node.daemon.key_files import load_key
+from node.daemon.tls import client_context
 from tests import samples
 from tests.cluster import Cluster, NodeProcess
 
@@ -122,6 +131,7 @@ class Options:
     entries: int = 20_000
     block_entries: int = BLOCK_ENTRIES
     repeat: int = 3
+    tls: str = "off"
 
 
 OPTIONS = Options()
@@ -134,6 +144,9 @@ def configure(argv: Sequence[str]) -> None:
     parser.add_argument("--entries", type=int, default=20_000)
     parser.add_argument("--block-entries", type=int, default=BLOCK_ENTRIES)
     parser.add_argument("--repeat", type=int, default=3, help="saturated runs per N (median)")
+    parser.add_argument(
+        "--tls", choices=("off", "on", "both"), default="off", help="links and API over TLS"
+    )
     args = parser.parse_args(list(argv))
     OPTIONS.validators = [int(n) for n in args.validators.split(",")]
     if not all(1 <= n <= len(PORTS) for n in OPTIONS.validators):
@@ -143,6 +156,7 @@ def configure(argv: Sequence[str]) -> None:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     OPTIONS.repeat = args.repeat
+    OPTIONS.tls = args.tls
 
 
 # ---- the Ed25519 ceiling --------------------------------------------------------------
@@ -335,7 +349,8 @@ async def drive(
     total = sum(len(entries) for entries in work.values())
     watched = cluster[next(iter(cluster.nodes))]
     timeout = aiohttp.ClientTimeout(total=120)
-    connector = aiohttp.TCPConnector(limit=0)
+    # The bench reads its own nodes: TLS as they serve it, without pinning.
+    connector = aiohttp.TCPConnector(limit=0, ssl=client_context() if cluster.tls else True)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         first = watched.height() + 1
         stop = asyncio.Event()
@@ -411,7 +426,7 @@ def ratio(rate: float, ceiling: float, n: int) -> float:
     return rate / ((os.cpu_count() or 1) * ceiling / n)
 
 
-def start_cluster(tmp: str, n: int) -> Cluster:
+def start_cluster(tmp: str, n: int, tls: bool = False) -> Cluster:
     params = {"block_interval_ms": BLOCK_INTERVAL_MS, "max_block_entries": OPTIONS.block_entries}
     cluster = Cluster(
         Path(tmp),
@@ -419,6 +434,7 @@ def start_cluster(tmp: str, n: int) -> Cluster:
         params=params,
         settings=NODE_SETTINGS,
         chain_id="customs-bench-1",
+        tls=tls,
     )
     try:
         cluster.start()
@@ -429,34 +445,53 @@ def start_cluster(tmp: str, n: int) -> Cluster:
     return cluster
 
 
-def bench_validators(n: int, entries: int, results: dict[str, float]) -> None:
+def bench_validators(
+    n: int, entries: int, results: dict[str, float], variants: Sequence[bool] = (False,)
+) -> None:
     """``--repeat`` saturated runs, each on a fresh network, then one at half the median
     rate. The ceiling is measured just before and just after every run, and every run's
     ratio is taken against the highest of them: a shared machine's speed drifts, and a
-    ceiling caught in a slow moment would flatter the ratio."""
-    runs: list[Saturation] = []
+    ceiling caught in a slow moment would flatter the ratio. ``variants`` (plaintext
+    False, TLS True) take turns run by run, so both see the same drift."""
+    runs: dict[bool, list[Saturation]] = {tls: [] for tls in variants}
+    halves: dict[bool, tuple[Run, dict[str, int], int]] = {}
     for r in range(OPTIONS.repeat):
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-net-") as tmp,
-            start_cluster(tmp, n) as cluster,
-        ):
-            runs.append(run := saturate_once(cluster, entries, f"S{r}"))
-            print(
-                f"  {n} validators, run {r + 1}/{OPTIONS.repeat}: {run.rate:,.0f} entries/s,"
-                f" ceiling around it {run.ceiling:,.0f}/s,"
-                f" {run.node_cpu_us:,.0f} us of node CPU per entry and node",
-                file=sys.stderr,
-                flush=True,
-            )
-            if r < OPTIONS.repeat - 1:
-                continue
-            median = sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
-            # Half rate for about 10 s, but no more entries than asked for.
-            half = max(4 * n, min(entries // 2, int(median.rate / 2 * 10)))
-            work = presign(cluster, half, "H")
-            run2, heights2, total2 = asyncio.run(drive(cluster, work, median.rate / 2))
+        for tls in variants:
+            with (
+                tempfile.TemporaryDirectory(prefix="bench-net-") as tmp,
+                start_cluster(tmp, n, tls) as cluster,
+            ):
+                runs[tls].append(run := saturate_once(cluster, entries, f"S{r}"))
+                print(
+                    f"  {n} validators{' over TLS' if tls else ''}, run {r + 1}/"
+                    f"{OPTIONS.repeat}: {run.rate:,.0f} entries/s,"
+                    f" ceiling around it {run.ceiling:,.0f}/s,"
+                    f" {run.node_cpu_us:,.0f} us of node CPU per entry and node",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if r < OPTIONS.repeat - 1:
+                    continue
+                median = sorted(runs[tls], key=lambda run: run.rate)[len(runs[tls]) // 2]
+                # Half rate for about 10 s, but no more entries than asked for.
+                half = max(4 * n, min(entries // 2, int(median.rate / 2 * 10)))
+                work = presign(cluster, half, "H")
+                halves[tls] = asyncio.run(drive(cluster, work, median.rate / 2))
+    for tls in variants:
+        report(n, tls, runs[tls], halves[tls], results)
+
+
+def report(
+    n: int,
+    tls: bool,
+    runs: list[Saturation],
+    half: tuple[Run, dict[str, int], int],
+    results: dict[str, float],
+) -> None:
+    median = sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
+    run2, heights2, total2 = half
     ceiling = max(run.ceiling for run in runs)
-    prefix = f"net_{n}v_"
+    prefix = f"net_{n}v_" + ("tls_" if tls else "")
     results[prefix + "entries_per_s"] = median.rate
     results[prefix + "p50_ms"] = percentile(median.latencies_ms, 0.50)
     results[prefix + "p99_ms"] = percentile(median.latencies_ms, 0.99)
@@ -475,7 +510,15 @@ def bench_validators(n: int, entries: int, results: dict[str, float]) -> None:
 def measure(results: dict[str, float]) -> None:
     results["cores"] = float(os.cpu_count() or 1)
     for n in OPTIONS.validators:
-        bench_validators(n, OPTIONS.entries, results)
+        variants = {"off": (False,), "on": (True,), "both": (False, True)}[OPTIONS.tls]
+        bench_validators(n, OPTIONS.entries, results, variants)
+        if OPTIONS.tls == "both":
+            plain, tls = f"net_{n}v_", f"net_{n}v_tls_"
+            rate = results[tls + "entries_per_s"] / results[plain + "entries_per_s"]
+            results[tls + "rate_ratio"] = rate
+            cpu = results[tls + "node_cpu_us"] / results[plain + "node_cpu_us"]
+            results[tls + "cpu_ratio"] = cpu
+            results[tls + "share_ratio"] = results[tls + "ratio"] / results[plain + "ratio"]
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from ledger.genesis import Genesis
 from node.admin.cli import main as node_main
 from node.daemon.config import Limits, Timeouts, load_config
 from node.daemon.key_files import load_genesis
+from node.daemon.tls import client_context
 
 __all__ = [
     "FAST_TIMEOUTS",
@@ -93,8 +94,11 @@ def http(
         request.add_header("Authorization", f"Bearer {token}")
     for name, value in (headers or {}).items():
         request.add_header(name, value)
+    # The harness reads its own nodes: TLS without pinning (the CLI's pinning is tested
+    # on its own, in test_tls).
+    context = client_context() if url.startswith("https://") else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return HttpReply(response.status, response.read(), dict(response.headers))
     except urllib.error.HTTPError as exc:
         return HttpReply(exc.code, exc.read(), dict(exc.headers))
@@ -116,13 +120,14 @@ class NodeProcess:
     port: int
     public_key: str
     token: str
+    tls: bool = False
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     _log_handle: Any = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def config(self) -> Path:
@@ -171,9 +176,11 @@ class Cluster:
         params: Mapping[str, int] | None = None,
         settings: Mapping[str, int | str] | None = None,
         chain_id: str = CHAIN_ID,
+        tls: bool = False,
     ) -> None:
         self.root = root
         self.chain_id = chain_id
+        self.tls = tls
         voting = set(ids if validators is None else validators)
         self.nodes: dict[str, NodeProcess] = {}
         self._closed = False
@@ -211,6 +218,7 @@ class Cluster:
                     "testnet",
                     *("--dir", str(self.root), "--members", str(members_file)),
                     *("--chain-id", self.chain_id),
+                    *(["--tls"] if self.tls else []),
                     *(f"--param={key}={value}" for key, value in params.items()),
                     *(f"--set={_dotted(key)}={value}" for key, value in settings.items()),
                 ]
@@ -223,7 +231,7 @@ class Cluster:
         assert member is not None  # testnet wrote it into genesis
         port = load_config(node_dir / "node.toml").listen_port
         token = (node_dir / "api.token").read_text().strip()
-        return NodeProcess(member_id, node_dir, port, member.public_key.hex, token)
+        return NodeProcess(member_id, node_dir, port, member.public_key.hex, token, tls=self.tls)
 
     # ---- processes ------------------------------------------------------------------
 

@@ -396,6 +396,9 @@ def test_max_age_refuses_an_old_head(
         ["verify", "CO-1", "--genesis", "/nonexistent/genesis.json", "--bundle", "x"],
         ["frobnicate"],
         ["submit", "cert.revoke", "--node", "ftp://x"],
+        ["status", "--trust", "anything"],
+        # An https URL genesis does not list: nothing to pin it to, and no --trust system.
+        ["status", "--node", "https://ledger.example.nl"],
     ],
 )
 def test_usage_errors_exit_2(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.genesis import Genesis
 from node.daemon.config import (
     ConfigError,
     Limits,
@@ -16,6 +17,7 @@ from node.daemon.config import (
     parse_settings,
     peer_urls,
     render_default_config,
+    serves_tls,
 )
 from tests.factories import make_genesis, make_member
 
@@ -261,3 +263,37 @@ def test_bad_settings_are_refused_by_name(settings: dict[str, object], key: str)
 def test_render_refuses_bad_id() -> None:
     with pytest.raises(ConfigError):
         render_default_config("not an id")
+
+
+def test_plaintext_only_on_loopback_and_tls_as_genesis_says(tmp_path: Path) -> None:
+    def genesis_with(cn: str, de: str) -> Genesis:
+        return make_genesis(
+            members=[make_member("CN", endpoints=[cn]), make_member("DE", endpoints=[de])]
+        )
+
+    loopback = genesis_with("http://127.0.0.1:7101", "http://127.0.0.1:7102")
+    config = config_for(tmp_path, 'id = "CN"')
+    check_against_genesis(config, loopback)
+    assert not serves_tls(config, loopback)
+    remote = genesis_with("https://10.0.0.1:7101", "https://10.0.0.2:7101")
+    check_against_genesis(config_for(tmp_path, 'id = "CN"\n[listen]\nhost = "0.0.0.0"'), remote)
+    assert serves_tls(config, remote)
+    cases = [
+        # Plaintext served on an address other machines reach.
+        ('id = "CN"\n[listen]\nhost = "0.0.0.0"', loopback, "listen.host"),
+        # Plaintext dialled to another machine, from the peers table or from genesis.
+        ('id = "CN"\n[peers]\nDE = "http://10.0.0.2:7101"', loopback, "peers.DE"),
+        (
+            'id = "CN"',
+            genesis_with("http://127.0.0.1:7101", "http://10.0.0.2:7101"),
+            "genesis endpoints",
+        ),
+        # listen.tls against what genesis tells peers to dial, either way.
+        ('id = "CN"\n[listen]\ntls = false', remote, "listen.tls"),
+        ('id = "CN"\n[listen]\ntls = true', loopback, "listen.tls"),
+        ('id = "CN"\n[listen]\ntls = "yes"', loopback, "listen.tls"),
+    ]
+    for text, genesis, key in cases:
+        with pytest.raises(ConfigError) as info:
+            check_against_genesis(config_for(tmp_path, text), genesis)
+        assert info.value.key == key, (text, info.value)

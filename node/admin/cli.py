@@ -22,12 +22,15 @@ from node.admin.provision import (
     build_genesis,
     init_node_dir,
     load_node,
+    node_tls,
     read_members,
     read_passphrase,
     write_genesis,
 )
 from node.admin.testnet import DEFAULT_CHAIN_ID, cmd_testnet
-from node.daemon.config import ConfigError
+from node.daemon.config import ConfigError, load_config
+from node.daemon.key_files import load_key
+from node.daemon.tls import TlsError, write_certificate
 
 __all__ = ["CliError", "entrypoint", "load_node", "main"]
 
@@ -42,6 +45,7 @@ _EXIT: tuple[tuple[type[BaseException], int], ...] = (
     # genesis, or one that is not a ledger store at all.
     (StoreError, 2),
     (CliError, 2),
+    (TlsError, 2),
     (OSError, 1),
 )
 
@@ -75,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--listen", default="127.0.0.1:7101", help="HOST:PORT to serve on")
     init.add_argument("--passphrase-file", type=Path, help="encrypt the key with this passphrase")
     init.set_defaults(handler=cmd_init)
+    cert = sub.add_parser(
+        "cert", help="write the node's TLS certificate (cert_file), self-signed for node.key"
+    )
+    cert.add_argument("--config", required=True, type=Path, help="path to node.toml")
+    cert.set_defaults(handler=cmd_cert)
     gen = sub.add_parser("genesis", help="build and validate genesis.json from a members file")
     gen.add_argument("--chain-id", required=True)
     gen.add_argument("--members", required=True, type=Path, help="JSON list of members")
@@ -119,6 +128,18 @@ def cmd_init(args: argparse.Namespace) -> int:
         f"  customs-node run --config {config}",
         file=sys.stderr,
     )
+    return 0
+
+
+def cmd_cert(args: argparse.Namespace) -> int:
+    """For a node directory made before ``init`` wrote certificates, or a removed one."""
+    config = load_config(args.config)
+    passphrase = (
+        read_passphrase(config.passphrase_file) if config.passphrase_file is not None else None
+    )
+    key = load_key(config.key_file, passphrase)
+    write_certificate(key, config.member_id, config.cert_file)
+    print(f"wrote {config.cert_file} for key {key.public_key.hex}", file=sys.stderr)
     return 0
 
 
@@ -167,6 +188,12 @@ def _add_testnet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     net.add_argument("--chain-id", default=DEFAULT_CHAIN_ID)
     net.add_argument("--host", default="127.0.0.1", help="address every node listens on")
     net.add_argument(
+        "--tls",
+        action="store_true",
+        help="https:// endpoints: every node serves TLS 1.3 with its certificate "
+        "(required for a --host that is not loopback)",
+    )
+    net.add_argument(
         "--base-port", type=int, metavar="P", help="ports P, P+1, ... (default: free ports)"
     )
     net.add_argument(
@@ -201,5 +228,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from node.daemon.logs import setup_logging
     from node.daemon.node import run
 
+    tls = node_tls(config, genesis, key)
     setup_logging(config.log_format, config.log_level)
-    return run(config, genesis, key)
+    return run(config, genesis, key, tls)

@@ -22,8 +22,16 @@ from node.daemon.config import (
     check_against_genesis,
     load_config,
     render_default_config,
+    serves_tls,
 )
 from node.daemon.key_files import load_genesis, load_key, read_bounded, save_key
+from node.daemon.tls import (
+    CERT_NAME,
+    ServerTls,
+    load_certificate,
+    load_server_tls,
+    write_certificate,
+)
 
 __all__ = [
     "CONFIG_NAME",
@@ -35,6 +43,7 @@ __all__ = [
     "build_genesis",
     "init_node_dir",
     "load_node",
+    "node_tls",
     "read_limited",
     "read_members",
     "read_passphrase",
@@ -65,13 +74,14 @@ def init_node_dir(
     passphrase_file: Path | None = None,
     tuning: Tuning | None = None,
 ) -> Path:
-    """Create ``node_dir`` (mode 0700) with key, API token, node.toml and data/; return
-    the config's path. The directory must be absent or empty."""
+    """Create ``node_dir`` (mode 0700) with key, its TLS certificate, API token, node.toml
+    and data/; return the config's path. The directory must be absent or empty."""
     if node_dir.exists() and (not node_dir.is_dir() or any(node_dir.iterdir())):
         raise CliError(f"{node_dir} exists and is not an empty directory; refusing to touch it")
     node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     node_dir.chmod(0o700)  # an existing empty directory keeps its mode otherwise
     save_key(key, node_dir / KEY_NAME, passphrase)
+    write_certificate(key, member_id, node_dir / CERT_NAME)
     write_new(node_dir / TOKEN_NAME, secrets.token_hex(32) + "\n", 0o600)
     text = render_default_config(
         member_id,
@@ -174,7 +184,19 @@ def load_node(
     token = read_limited(config.api_token_file, "api_token_file").strip()
     if len(token) < 16:
         raise CliError(f"api_token_file {config.api_token_file}: token shorter than 16 bytes")
+    if serves_tls(config, genesis):
+        load_certificate(config.cert_file, key)
     return config, genesis, key
+
+
+def node_tls(config: NodeConfig, genesis: Genesis, key: SigningKey) -> ServerTls | None:
+    """The TLS the node's port serves, or None for a plaintext loopback node."""
+    if not serves_tls(config, genesis):
+        return None
+    passphrase = (
+        read_passphrase(config.passphrase_file) if config.passphrase_file is not None else None
+    )
+    return load_server_tls(config.cert_file, config.key_file, key, passphrase)
 
 
 # Like ssh with its keys: a secret another user can read, or a file another user can

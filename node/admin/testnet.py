@@ -83,6 +83,7 @@ def cmd_testnet(args: argparse.Namespace) -> int:
         chain_id=args.chain_id,
         host=args.host,
         base_port=args.base_port,
+        tls=args.tls,
         params=_pairs(args.param, "--param"),
         settings=_pairs(args.set, "--set"),
     )
@@ -101,6 +102,7 @@ def plan_testnet(
     chain_id: str = DEFAULT_CHAIN_ID,
     host: str = "127.0.0.1",
     base_port: int | None = None,
+    tls: bool = False,
     params: Mapping[str, object] | None = None,
     settings: Mapping[str, object] | None = None,
 ) -> NetworkPlan:
@@ -113,7 +115,7 @@ def plan_testnet(
     ports = _ports(host, base_port, len(docs))
     keys = [SigningKey.generate() for _ in docs]
     with_keys = [
-        {**doc, "public_key": key.public_key.hex, "endpoints": [_url(host, port)]}
+        {**doc, "public_key": key.public_key.hex, "endpoints": [_url(host, port, tls)]}
         for doc, key, port in zip(docs, keys, ports, strict=True)
     ]
     merged = {**file_params, **(params or {})} if file_params or params else None
@@ -226,8 +228,9 @@ def _bound(host: str) -> Iterator[socket.socket]:
         yield sock
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, tls: bool) -> str:
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _pairs(items: Sequence[str], flag: str) -> dict[str, object]:

@@ -72,6 +72,12 @@ def _common(parser: argparse.ArgumentParser, *, nodes: bool = True) -> None:
         parser.add_argument(
             "--timeout", type=float, metavar="S", help="seconds to wait for a node (default 5)"
         )
+        parser.add_argument(
+            "--trust",
+            choices=("genesis", "system"),
+            help="https nodes: 'genesis' (default) pins a member's endpoint to its genesis "
+            "key; 'system' also accepts other https URLs verified by the system trust store",
+        )
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -225,15 +231,13 @@ def _reader(args: argparse.Namespace, *, offline: bool) -> Any:
     from node.client.reading import Reader
     from node.client.settings import load_settings
 
-    settings = load_settings(args.genesis, args.nodes, args.timeout)
+    settings = load_settings(args.genesis, args.nodes, args.timeout, args.trust)
     genesis = settings.genesis()
     state_dir = args.state_dir or default_state_dir()
     max_age = parse_duration_ms(args.max_age) if args.max_age else None
     nodes: list[Any] = []
     if not offline:
-        from node.client.transport import NodeClient
-
-        nodes = [NodeClient(url, settings.timeout) for url in settings.nodes]
+        nodes = _clients(settings, genesis)
         if not nodes:
             raise UsageError("no node to ask: give --node URL, CUSTOMS_NODES, or --bundle FILE")
     return Reader(
@@ -244,6 +248,25 @@ def _reader(args: argparse.Namespace, *, offline: bool) -> Any:
         nodes=nodes,
         bundle_path=getattr(args, "bundle", None),
     )
+
+
+def _clients(settings: Any, genesis: Any, tokens: Sequence[str] = ()) -> list[Any]:
+    """A client per node URL, https ones pinned by genesis or, if asked, system-trusted."""
+    from node.client.transport import node_client
+
+    try:
+        return [
+            node_client(
+                url,
+                settings.timeout,
+                genesis,
+                settings.trust,
+                tokens[i if len(tokens) > 1 else 0] if tokens else None,
+            )
+            for i, url in enumerate(settings.nodes)
+        ]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -317,11 +340,10 @@ def _status(args: argparse.Namespace) -> int:
     from node.client.render import render_status
     from node.client.settings import load_settings
     from node.client.status import gather_status
-    from node.client.transport import NodeClient
 
-    settings = load_settings(args.genesis, args.nodes, args.timeout)
+    settings = load_settings(args.genesis, args.nodes, args.timeout, args.trust)
     genesis = settings.genesis()
-    nodes = [NodeClient(url, settings.timeout) for url in settings.nodes]
+    nodes = _clients(settings, genesis)
     if not nodes:
         raise UsageError("no node to ask: give --node URL or CUSTOMS_NODES")
     checkpoints = CheckpointStore(args.state_dir or default_state_dir(), genesis)
@@ -337,9 +359,8 @@ def _status(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from node.client.settings import load_settings
     from node.client.submit import build_body, read_token, sign_locally, submit
-    from node.client.transport import NodeClient
 
-    settings = load_settings(args.genesis, args.nodes, args.timeout)
+    settings = load_settings(args.genesis, args.nodes, args.timeout, args.trust)
     if not settings.nodes:
         raise UsageError("no node to post to: give --node URL or CUSTOMS_NODES")
     if not args.token_file:
@@ -347,12 +368,9 @@ def _submit(args: argparse.Namespace) -> int:
     tokens = [read_token(path) for path in args.token_file]
     if len(tokens) not in (1, len(settings.nodes)):
         raise UsageError("give one --token-file for all nodes, or one per --node, in order")
-    nodes = [
-        NodeClient(url, settings.timeout, tokens[i if len(tokens) > 1 else 0])
-        for i, url in enumerate(settings.nodes)
-    ]
-    body = build_body(args.body, args.set)
     genesis = settings.genesis() if (args.key is not None or settings.genesis_path) else None
+    nodes = _clients(settings, genesis, tokens)
+    body = build_body(args.body, args.set)
     signed = None
     if args.key is not None:
         assert genesis is not None

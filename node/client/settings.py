@@ -4,6 +4,7 @@
     genesis = "/etc/customs/genesis.json"
     nodes = ["https://customs-node.example.nl", "https://ledger.example.de"]
     timeout = 5
+    trust = "genesis"   # or "system": https nodes outside genesis, by the system store
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from node.client.files import read_file, read_limited
 __all__ = ["DEFAULT_TIMEOUT", "Settings", "config_path", "load_settings"]
 
 DEFAULT_TIMEOUT = 5.0
-_KEYS = {"genesis", "nodes", "timeout"}
+_KEYS = {"genesis", "nodes", "timeout", "trust"}
+TRUST_CHOICES = ("genesis", "system")
 _MAX_CONFIG_BYTES = 64 * 1024
 
 
@@ -36,6 +38,7 @@ class Settings:
     genesis_path: Path | None
     nodes: tuple[str, ...]
     timeout: float
+    trust: str = "genesis"
 
     def genesis(self) -> Genesis:
         if self.genesis_path is None:
@@ -69,7 +72,12 @@ def _config() -> dict[str, Any]:
     return config
 
 
-def load_settings(genesis: str | None, nodes: list[str] | None, timeout: float | None) -> Settings:
+def load_settings(
+    genesis: str | None,
+    nodes: list[str] | None,
+    timeout: float | None,
+    trust: str | None = None,
+) -> Settings:
     """Resolve the settings; a malformed value anywhere is a UsageError naming it."""
     config = _config()
     genesis = genesis or os.environ.get("CUSTOMS_GENESIS") or config.get("genesis")
@@ -90,7 +98,12 @@ def load_settings(genesis: str | None, nodes: list[str] | None, timeout: float |
         timeout = float(value)
     if not 0 < timeout <= 300:
         raise UsageError(f"timeout must be between 0 and 300 seconds, not {timeout}")
-    return Settings(Path(genesis) if genesis else None, tuple(dict.fromkeys(nodes)), timeout)
+    trust = trust or os.environ.get("CUSTOMS_TRUST") or config.get("trust", "genesis")
+    if trust not in TRUST_CHOICES:
+        raise UsageError(f"trust must be one of {list(TRUST_CHOICES)}, not {trust!r}")
+    return Settings(
+        Path(genesis) if genesis else None, tuple(dict.fromkeys(nodes)), timeout, str(trust)
+    )
 
 
 def check_url(url: str) -> str:

@@ -4,12 +4,22 @@ A node that cannot be reached, times out, answers 5xx or answers something unrea
 ``NodeUnavailable``: the client says so and asks another node; it is never taken as a
 statement about a certificate. A 4xx with the API's ``{"code", "message"}`` body is
 ``NodeRefusal``, the node's own answer to the request.
+
+An ``https://`` node is verified one of two ways (``Trust``): a member's endpoint in
+genesis by pinning, the certificate's key checked against genesis's key for that member
+before the request goes out (ledger.x509_keys); any other URL, an API behind a public
+proxy, by the system's trust store and the URL's host name, and only when the official
+asked for that (``--trust system``). A certificate that fails either check is
+``NodeUnavailable`` with the reason: the client asks the next node, and never reads an
+answer from it.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,7 +27,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_ANSWER_BYTES", "NodeClient", "NodeRefusal", "NodeUnavailable"]
+from ledger.genesis import Genesis
+from ledger.keys import VerifyKey
+from ledger.x509_keys import CertificateKeyMismatch, pin
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "NodeClient",
+    "NodeRefusal",
+    "NodeUnavailable",
+    "Pin",
+    "node_client",
+]
+
 
 # A proof bundle holds at most 20,000 entries of at most 16 KiB with their paths
 # (ledger.bundle.MAX_BUNDLE_BYTES); nothing a node sends the client is larger.
@@ -42,10 +64,85 @@ class NodeRefusal(Exception):
 
 
 @dataclass(frozen=True)
+class Pin:
+    """The member whose genesis key an https node's certificate must carry."""
+
+    member_id: str
+    key: VerifyKey
+
+
+class _PinnedConnection(http.client.HTTPSConnection):
+    """HTTPS whose certificate must carry ``pin``'s key, checked before any request."""
+
+    def __init__(self, host: str, *, pin_: Pin, **kwargs: Any) -> None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        # No chain or name check: the certificate is self-signed, its key is what counts.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        super().__init__(host, context=context, **kwargs)
+        self._pin = pin_
+
+    def connect(self) -> None:
+        super().connect()
+        assert isinstance(self.sock, ssl.SSLSocket)
+        try:
+            pin(self.sock.getpeercert(binary_form=True), self._pin.member_id, self._pin.key)
+        except CertificateKeyMismatch:
+            self.sock.close()
+            raise
+
+
+class _PinnedHandler(urllib.request.HTTPSHandler):
+    def __init__(self, pin_: Pin) -> None:
+        super().__init__()
+        self._pin = pin_
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        def connection(host: str, **kwargs: Any) -> _PinnedConnection:
+            kwargs.pop("context", None)
+            return _PinnedConnection(host, pin_=self._pin, **kwargs)
+
+        return self.do_open(connection, req)
+
+
+def node_client(
+    url: str,
+    timeout: float,
+    genesis: Genesis | None,
+    trust: str = "genesis",
+    token: str | None = None,
+) -> NodeClient:
+    """A client for ``url``, pinned when it is a member's genesis endpoint; ValueError
+    (with what to do) for an https URL that neither genesis nor ``trust`` can verify."""
+    if not url.startswith("https://"):
+        return NodeClient(url, timeout, token)
+    base = url.rstrip("/")
+    if genesis is not None:
+        for member in genesis.members:
+            if base in (e.rstrip("/") for e in member.endpoints):
+                return NodeClient(url, timeout, token, pin=Pin(member.id, member.public_key))
+    if trust == "system":
+        return NodeClient(url, timeout, token, system_trust=True)
+    if genesis is None:
+        raise ValueError(
+            f"{url}: an https node is verified by pinning its certificate to genesis; "
+            "give --genesis FILE, or --trust system for a node behind a public proxy"
+        )
+    raise ValueError(
+        f"{url} is no member's endpoint in genesis, so its certificate cannot be pinned; "
+        "use a member's endpoint, or --trust system to verify it by the system trust "
+        "store (a proxy with a public certificate)"
+    )
+
+
+@dataclass(frozen=True)
 class NodeClient:
     url: str  # the node's base URL, e.g. http://127.0.0.1:7101
     timeout: float
     token: str | None = None
+    pin: Pin | None = None  # https: the certificate must carry this member's key
+    system_trust: bool = False  # https without a pin: the system trust store verifies
 
     def get(self, path: str, query: Sequence[tuple[str, str]] = ()) -> bytes:
         return self._call("GET", path, query, None)
@@ -75,12 +172,25 @@ class NodeClient:
                 headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+            with self._open(request) as answer:
                 return _read_bounded(answer, MAX_ANSWER_BYTES, self.url)
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc) from None
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError, CertificateKeyMismatch) as exc:
             raise NodeUnavailable(self.url, _why(exc)) from None
+
+    def _open(self, request: urllib.request.Request) -> Any:
+        if not request.full_url.startswith("https://"):
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        if self.pin is not None:
+            opener = urllib.request.build_opener(_PinnedHandler(self.pin))
+            return opener.open(request, timeout=self.timeout)
+        if not self.system_trust:
+            # node_client never builds this; a NodeClient made by hand must say how.
+            raise NodeUnavailable(self.url, "https without a pin or --trust system")
+        # A public proxy's certificate: the system's CAs and the URL's host name.
+        context = ssl.create_default_context()
+        return urllib.request.urlopen(request, timeout=self.timeout, context=context)
 
     def _http_error(self, exc: urllib.error.HTTPError) -> Exception:
         try:
@@ -115,6 +225,10 @@ def _read_bounded(answer: Any, limit: int, url: str) -> bytes:
 def _why(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, str):
         exc = exc.reason
+    if isinstance(exc, CertificateKeyMismatch):
+        return f"refused its TLS certificate: {exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"refused its TLS certificate: {exc.verify_message or exc}"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):

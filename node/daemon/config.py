@@ -15,6 +15,7 @@ from typing import Any
 
 from ledger.genesis import MEMBER_ID, Genesis
 from node.consensus.events import TimeoutConfig
+from node.daemon.tls import is_loopback_host, is_loopback_url
 
 __all__ = [
     "LOG_FORMATS",
@@ -30,6 +31,7 @@ __all__ = [
     "parse_settings",
     "peer_urls",
     "render_default_config",
+    "serves_tls",
 ]
 
 MAX_CONFIG_BYTES = 256 * 1024
@@ -146,9 +148,12 @@ class NodeConfig:
     genesis_file: Path
     key_file: Path
     api_token_file: Path
+    cert_file: Path = Path("node.crt")
     passphrase_file: Path | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 7101
+    # None: TLS when this member's genesis endpoint is https:// (``serves_tls``).
+    listen_tls: bool | None = None
     # None means "every other member's genesis endpoints".
     peers: Mapping[str, str] | None = None
     limits: Limits = field(default_factory=Limits)
@@ -163,6 +168,7 @@ _TOP_KEYS = {
     "genesis_file",
     "key_file",
     "api_token_file",
+    "cert_file",
     "passphrase_file",
     "listen",
     "peers",
@@ -209,7 +215,10 @@ def _parse(doc: dict[str, Any], path: Path) -> NodeConfig:
         raise ConfigError("id", f"must be a member id matching {MEMBER_ID.pattern}")
     base = path.parent
     listen = _table(doc, "listen")
-    _reject_unknown(listen, {"host", "port"}, "listen.")
+    _reject_unknown(listen, {"host", "port", "tls"}, "listen.")
+    tls = listen.get("tls")
+    if tls is not None and not isinstance(tls, bool):
+        raise ConfigError("listen.tls", "must be true or false")
     host = listen.get("host", "127.0.0.1")
     if not isinstance(host, str) or not host or len(host) > 255:
         raise ConfigError("listen.host", "must be a non-empty host name or address")
@@ -222,9 +231,11 @@ def _parse(doc: dict[str, Any], path: Path) -> NodeConfig:
         genesis_file=_path(doc, "genesis_file", "genesis.json", base),
         key_file=_path(doc, "key_file", "node.key", base),
         api_token_file=_path(doc, "api_token_file", "api.token", base),
+        cert_file=_path(doc, "cert_file", "node.crt", base),
         passphrase_file=None if passphrase is None else _path(doc, "passphrase_file", "", base),
         listen_host=host,
         listen_port=_int(listen, "port", 7101, (0, 65535), "listen."),
+        listen_tls=tls,
         peers=_peers(doc),
         limits=tuning.limits,
         timeouts=tuning.timeouts,
@@ -345,15 +356,28 @@ def peer_urls(config: NodeConfig, genesis: Genesis) -> dict[str, str]:
     }
 
 
+def serves_tls(config: NodeConfig, genesis: Genesis) -> bool:
+    """Whether the node's port speaks TLS: ``listen.tls`` if set, else what its first
+    genesis endpoint says (peers dial that), else TLS."""
+    if config.listen_tls is not None:
+        return config.listen_tls
+    member = genesis.member(config.member_id)
+    if member is None or not member.endpoints:
+        return True
+    return member.endpoints[0].startswith("https://")
+
+
 def check_against_genesis(config: NodeConfig, genesis: Genesis) -> None:
     """Settings that only make sense for this network: raise ConfigError otherwise."""
-    if genesis.member(config.member_id) is None:
+    member = genesis.member(config.member_id)
+    if member is None:
         raise ConfigError("id", f"{config.member_id!r} is not a member of {genesis.chain_id}")
     for member_id in config.peers or {}:
         if genesis.member(member_id) is None:
             raise ConfigError(f"peers.{member_id}", "is not a genesis member")
         if member_id == config.member_id:
             raise ConfigError(f"peers.{member_id}", "is this node itself")
+    _check_plaintext(config, genesis, member.endpoints)
     # A frame must at least carry one entry with its envelope, or gossip cannot work.
     needed = genesis.params.max_entry_bytes + 1024
     if config.limits.max_frame_bytes < needed:
@@ -369,6 +393,29 @@ def check_against_genesis(config: NodeConfig, genesis: Genesis) -> None:
             "limits.max_peer_connections",
             f"must be at least max_unauthenticated_peers + {members} other members = {needed}",
         )
+
+
+def _check_plaintext(config: NodeConfig, genesis: Genesis, own: tuple[str, ...]) -> None:
+    """Plaintext only where nothing but this machine can see it: a loopback network."""
+    tls = serves_tls(config, genesis)
+    if own and own[0].startswith("https://") != tls:
+        raise ConfigError(
+            "listen.tls",
+            f"is {str(tls).lower()}, but genesis lists {own[0]} for {config.member_id} "
+            "and peers dial that",
+        )
+    if not tls and not is_loopback_host(config.listen_host):
+        raise ConfigError(
+            "listen.host",
+            f"{config.listen_host} is not a loopback address: a node serves plaintext only "
+            "on loopback (a dev network); give it an https:// endpoint and a certificate",
+        )
+    for member_id, url in peer_urls(config, genesis).items():
+        if url.startswith("http://") and not is_loopback_url(url):
+            where = f"peers.{member_id}" if config.peers is not None else "genesis endpoints"
+            raise ConfigError(
+                where, f"{url} is plaintext to a host that is not loopback; use https://"
+            )
 
 
 def render_default_config(
@@ -399,17 +446,21 @@ def render_default_config(
         'genesis_file = "genesis.json"  # the network\'s genesis (customs-node genesis)',
         'key_file = "node.key"          # Ed25519 PKCS#8 key, mode 0600',
         'api_token_file = "api.token"   # bearer token for POST /v1/entries and /v1/submit',
+        'cert_file = "node.crt"         # TLS certificate, self-signed for node.key',
         passphrase,
         "",
         "[listen]",
         "# One server for the HTTP API (/v1/...) and the peer WebSocket (/v1/peer).",
         f"host = {_toml_str(listen_host)}",
         f"port = {listen_port}",
+        "# TLS 1.3 with cert_file when this member's genesis endpoint is https:// (the",
+        "# default); plaintext http:// is for a loopback dev network only.",
+        "# tls = true",
         "",
         "# Peers to dial, member id = base URL. Without this table the node dials every",
         "# other member's first genesis endpoint.",
         "# [peers]",
-        '# DE = "http://10.0.0.2:7101"',
+        '# DE = "https://10.0.0.2:7101"',
         "",
         "[limits]",
         f"max_request_bytes = {limits.max_request_bytes}        # HTTP request body",
@@ -435,8 +486,9 @@ def render_default_config(
         "",
         "[timeouts]",
         "# Consensus step timeouts grow with the round: base + round * delta (ms);",
-        "# request_head_ms / request_body_ms: the time a client has to send its request's",
-        "# headers / body before the connection is closed; peer_auth_ms: the time an",
+        "# request_head_ms / request_body_ms: the time a client has to finish its TLS",
+        "# handshake, then its request's headers / its body, before the connection is",
+        "# closed; peer_auth_ms: the time an",
         "# accepted peer socket has to authenticate (hello and auth) before it is closed.",
         *(f"{f.name} = {getattr(timeouts, f.name)}" for f in fields(Timeouts)),
         "",

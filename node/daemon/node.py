@@ -53,7 +53,8 @@ from node.daemon.mempool import Mempool
 from node.daemon.metrics import NodeMetrics
 from node.daemon.parts import TimerHandle
 from node.daemon.queries import Service
-from node.peers import PeerManager, PeerOptions, PeerStatus
+from node.daemon.tls import ServerTls
+from node.peers import PeerManager, PeerOptions, PeerStatus, PeerTls
 
 __all__ = ["Node", "run"]
 
@@ -101,10 +102,18 @@ class _Live:
 class Node:
     """Wiring: builds the chain and the parts around it, routes peer messages to them,
     and starts and stops them. The store opens here (refusing one in use or made for
-    another genesis); ``start`` serves and ``stop`` closes everything, started or not."""
+    another genesis); ``start`` serves and ``stop`` closes everything, started or not.
+    ``tls`` is what the port serves (None: plaintext, loopback only)."""
 
-    def __init__(self, config: NodeConfig, genesis: Genesis, key: SigningKey) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        genesis: Genesis,
+        key: SigningKey,
+        tls: ServerTls | None = None,
+    ) -> None:
         self.config = config
+        self.tls = tls
         self.genesis = genesis
         self.key = key
         self.member_id = config.member_id
@@ -134,6 +143,7 @@ class Node:
             self.on_message,
             PeerOptions.from_config(config),
             relayable=self.relayable,
+            tls=PeerTls(certificate=None if tls is None else tls.certificate),
         )
         self.sync = Syncer(
             self.chain,
@@ -178,6 +188,7 @@ class Node:
         self._outbox: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        self._tls_server: asyncio.Server | None = None
 
     def _consensus_core(self) -> ConsensusCore:
         raw = self.store.get_raw(SIGNING_STATE_KEY)
@@ -229,8 +240,29 @@ class Node:
             keepalive_timeout=config.timeouts.request_head_ms / 1000,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.listen_host, config.listen_port)
-        await site.start()
+        head_s = config.timeouts.request_head_ms / 1000
+        if self.tls is None:
+            await web.TCPSite(self._runner, config.listen_host, config.listen_port).start()
+        else:
+            # Served directly rather than through aiohttp's TCPSite, which cannot bound
+            # the TLS handshake (asyncio's default is 60 s): a socket that never finishes
+            # it is closed after request_head_ms, as one that never finishes its headers.
+            server = self._runner.server
+            assert server is not None  # set by setup()
+            self._tls_server = await asyncio.get_running_loop().create_server(
+                server,
+                config.listen_host,
+                config.listen_port,
+                ssl=self.tls.context,
+                ssl_handshake_timeout=head_s,
+            )
+        if self.tls is None:
+            log.warning(
+                "serving plaintext http on loopback %s:%d: a dev network only; members "
+                "across borders need https endpoints (docs/security.md)",
+                config.listen_host,
+                config.listen_port,
+            )
         self.metrics.height.set(self.chain.height)
         self.peers.set_height(self.chain.height)
         await self.peers.start()
@@ -239,8 +271,9 @@ class Node:
         self._spawn(self._flush_entries(), "entry-gossip")
         self.host.start()
         log.info(
-            "node %s serving on %s:%d at height %d (chain %s, genesis %s; %s)",
+            "node %s serving %s on %s:%d at height %d (chain %s, genesis %s; %s)",
             self.member_id,
+            "plaintext" if self.tls is None else "TLS 1.3",
             config.listen_host,
             config.listen_port,
             self.chain.height,
@@ -258,6 +291,8 @@ class Node:
         # A peer or client that stops answering must not keep a SIGTERM from ending the
         # process: each step gets a bound, and what was still running is logged.
         await _bounded("closing peer links", self.peers.stop())
+        if self._tls_server is not None:
+            self._tls_server.close()  # no new connections; the runner ends the open ones
         if self._runner is not None:
             await _bounded("closing the HTTP server", self._runner.cleanup())
         self.store.close()
@@ -390,8 +425,10 @@ async def _bounded(what: str, step: Awaitable[object]) -> None:
             log.warning("shutdown: still running %s at %s", other.get_name(), where)
 
 
-async def serve(config: NodeConfig, genesis: Genesis, key: SigningKey) -> int:
-    node = Node(config, genesis, key)
+async def serve(
+    config: NodeConfig, genesis: Genesis, key: SigningKey, tls: ServerTls | None = None
+) -> int:
+    node = Node(config, genesis, key, tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -424,15 +461,15 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run(config: NodeConfig, genesis: Genesis, key: SigningKey) -> int:
+def run(config: NodeConfig, genesis: Genesis, key: SigningKey, tls: ServerTls | None = None) -> int:
     prefix = os.environ.get(PROFILE_ENV)
     if not prefix:
-        return asyncio.run(serve(config, genesis, key))
+        return asyncio.run(serve(config, genesis, key, tls))
     # For finding hot paths under load: cProfile stats written on a clean shutdown.
     profile_path = f"{prefix}.{config.member_id}"
     profiler = cProfile.Profile()
     try:
-        return profiler.runcall(asyncio.run, serve(config, genesis, key))
+        return profiler.runcall(asyncio.run, serve(config, genesis, key, tls))
     finally:
         profiler.dump_stats(profile_path)
         log.info("profile written to %s", profile_path)

@@ -8,7 +8,14 @@ transport  — PeerManager: the aiohttp server route, dialling, reconnects, rela
 
 from node.peers.errors import FrameError, HandshakeError, PeerError
 from node.peers.frames import MESSAGE_KINDS, RELAYED_KINDS
-from node.peers.transport import PEER_PATH, OnMessage, PeerManager, PeerOptions, PeerStatus
+from node.peers.transport import (
+    PEER_PATH,
+    OnMessage,
+    PeerManager,
+    PeerOptions,
+    PeerStatus,
+    PeerTls,
+)
 
 __all__ = [
     "MESSAGE_KINDS",
@@ -21,4 +28,5 @@ __all__ = [
     "PeerManager",
     "PeerOptions",
     "PeerStatus",
+    "PeerTls",
 ]

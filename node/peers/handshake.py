@@ -5,9 +5,14 @@
     dialer   -> auth      {sig_D}
     listener -> ok
 
-Both signatures cover the same transcript — genesis hash, both ids and both fresh
-nonces — under DESIGN §3's ``peer`` domain and the chain id, each prefixed with the
-signer's role so a listener's signature can never be reflected back as a dialer's.
+Both signatures cover the same transcript — genesis hash, both ids, both fresh nonces
+and the TLS session's ``binding`` — under DESIGN §3's ``peer`` domain and the chain id,
+each prefixed with the signer's role so a listener's signature can never be reflected
+back as a dialer's. The binding is the SHA-256 of the listener's certificate as each
+side knows it (the one the dialler received, the one the listener serves; empty on a
+plaintext loopback link): see node.daemon.tls for why that and not an exporter. A
+signature made in a TLS session that does not end at the listener's key names another
+certificate, and the other side refuses it.
 Fresh nonces on both sides make every signature single-use (a replayed challenge or auth
 fails against the other side's new nonce). The nonces come from the caller: the shell
 draws them from os.urandom, tests may fix them.
@@ -33,9 +38,18 @@ def transcript(
     dialer_nonce: bytes,
     listener_id: str,
     listener_nonce: bytes,
+    binding: bytes = b"",
 ) -> bytes:
     return encode(
-        [_TRANSCRIPT_TAG, genesis_hash, dialer_id, dialer_nonce, listener_id, listener_nonce]
+        [
+            _TRANSCRIPT_TAG,
+            genesis_hash,
+            dialer_id,
+            dialer_nonce,
+            listener_id,
+            listener_nonce,
+            binding,
+        ]
     )
 
 
@@ -67,12 +81,20 @@ def _check_nonce(nonce: bytes) -> None:
 class ListenerHandshake:
     """The accepting side: ``on_hello`` -> Challenge, then ``on_auth`` -> peer id."""
 
-    def __init__(self, genesis: Genesis, my_id: str, key: SigningKey, nonce: bytes) -> None:
+    def __init__(
+        self,
+        genesis: Genesis,
+        my_id: str,
+        key: SigningKey,
+        nonce: bytes,
+        binding: bytes = b"",
+    ) -> None:
         _check_nonce(nonce)
         self._genesis = genesis
         self._my_id = my_id
         self._key = key
         self._nonce = nonce
+        self._binding = binding
         self._peer: Member | None = None
         self._text = b""
 
@@ -86,7 +108,9 @@ class ListenerHandshake:
         if hello.genesis != self._genesis.hash:
             raise HandshakeError("genesis mismatch", f"peer genesis {hello.genesis.hex()[:16]}…")
         peer = _member(self._genesis, hello.id, self._my_id)
-        self._text = transcript(self._genesis.hash, peer.id, hello.nonce, self._my_id, self._nonce)
+        self._text = transcript(
+            self._genesis.hash, peer.id, hello.nonce, self._my_id, self._nonce, self._binding
+        )
         self._peer = peer
         sig = _sign(self._key, self._genesis.chain_id, "listener", self._text)
         return Challenge(id=self._my_id, nonce=self._nonce, sig=sig)
@@ -112,8 +136,10 @@ class DialerHandshake:
         key: SigningKey,
         nonce: bytes,
         expected_id: str | None = None,
+        binding: bytes = b"",
     ) -> None:
         _check_nonce(nonce)
+        self._binding = binding
         self._genesis = genesis
         self._my_id = my_id
         self._key = key
@@ -137,7 +163,9 @@ class DialerHandshake:
                 "unexpected peer", f"dialled {self._expected}, reached {challenge.id}"
             )
         peer = _member(self._genesis, challenge.id, self._my_id)
-        text = transcript(self._genesis.hash, self._my_id, self._nonce, peer.id, challenge.nonce)
+        text = transcript(
+            self._genesis.hash, self._my_id, self._nonce, peer.id, challenge.nonce, self._binding
+        )
         _verify(peer, self._genesis.chain_id, "listener", text, challenge.sig)
         self.peer_id = peer.id
         return Auth(sig=_sign(self._key, self._genesis.chain_id, "dialer", text))

@@ -10,6 +10,12 @@ member dialling in over a link that has stood longer than twice ``handshake_ms``
 reconnecting (it restarted, or lost the link we still hold) and its new link replaces
 its own stale one, so a restarted node is not shut out until a heartbeat notices.
 
+On ``https://`` URLs the link is TLS 1.3 (``PeerTls``): the dialler pins the certificate
+the peer presents to genesis's key for the member dialled, before any frame goes out,
+and both handshake signatures are bound to the listener's certificate (handshake.py,
+node.daemon.tls). A certificate for another key is refused, logged with the two keys'
+prefixes and counted (``refused_certificate_key``).
+
 Strangers get in only as far as the handshake, and on a budget of their own: at most
 ``max_unauthenticated`` sockets, ``per_address`` of them from one address, each with
 ``auth_ms`` to authenticate and frames no larger than the handshake's
@@ -42,6 +48,7 @@ import asyncio
 import logging
 import os
 import random
+import ssl
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -54,6 +61,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from node.daemon.config import Limits, NodeConfig, Timeouts
+from node.daemon.tls import (
+    CertificateKeyMismatch,
+    binding,
+    client_context,
+    peer_certificate,
+    pin_peer_certificate,
+)
 from node.peers.errors import FrameError, HandshakeError, PeerError
 from node.peers.frames import (
     HANDSHAKE_FRAME_BYTES,
@@ -75,7 +89,7 @@ from node.peers.handshake import DialerHandshake, ListenerHandshake
 from node.peers.link import TRANSPORT_ERRORS, Link, WebSocket, raise_frame_limit
 from node.peers.seen import SeenCache, message_id
 
-__all__ = ["PEER_PATH", "OnMessage", "PeerManager", "PeerOptions", "PeerStatus"]
+__all__ = ["PEER_PATH", "OnMessage", "PeerManager", "PeerOptions", "PeerStatus", "PeerTls"]
 
 log = logging.getLogger("node.peers")
 
@@ -127,13 +141,26 @@ class PeerOptions:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PeerTls:
+    """This node's side of TLS links: the DER certificate it serves (None when it serves
+    plaintext) and the context it dials ``https://`` peers with."""
+
+    certificate: bytes | None = None
+    dial_context: ssl.SSLContext | None = None
+
+    def context(self) -> ssl.SSLContext:
+        return self.dial_context or client_context()
+
+
 class _Pending:
     """An accepted socket that has not authenticated yet, and how to cut it short."""
 
-    __slots__ = ("deadline", "displaced", "remote")
+    __slots__ = ("deadline", "displaced", "remote", "secure")
 
-    def __init__(self, remote: str) -> None:
+    def __init__(self, remote: str, *, secure: bool) -> None:
         self.remote = remote
+        self.secure = secure
         self.deadline: asyncio.Timeout | None = None  # set once the handshake runs
         self.displaced = ""  # why it was cut short, if it was
 
@@ -182,6 +209,7 @@ class PeerManager:
         *,
         relayable: Relayable | None = None,
         rng: random.Random | None = None,
+        tls: PeerTls | None = None,
     ) -> None:
         member = genesis.member(my_id)
         if member is None or member.public_key != key.public_key:
@@ -194,6 +222,8 @@ class PeerManager:
         self._relayable = relayable
         self.options = options or PeerOptions()
         self._rng = rng or random.Random()
+        self._tls = tls or PeerTls()
+        self._dial_context = self._tls.context()
         self.counters: Counter[str] = Counter()
         self._links: dict[str, Link] = {}
         self._seen = SeenCache(self.options.seen_cache)
@@ -337,7 +367,7 @@ class PeerManager:
             compress=False,
         )
         # In the budget from before the upgrade: concurrent upgrades all count.
-        entry = self._pending[ws] = _Pending(remote)
+        entry = self._pending[ws] = _Pending(remote, secure=request.secure)
         started = asyncio.get_running_loop().time()
         try:
             await ws.prepare(request)
@@ -376,7 +406,11 @@ class PeerManager:
 
     async def _listen_handshake(self, ws: WebSocket, entry: _Pending, started: float) -> str | None:
         """Authenticate an accepted socket within ``auth_s`` of ``started`` (its upgrade)."""
-        shake = ListenerHandshake(self.genesis, self.my_id, self._key, os.urandom(NONCE_BYTES))
+        # What the dialler saw of us: our certificate if this socket is TLS.
+        tls = self._tls.certificate if entry.secure else None
+        shake = ListenerHandshake(
+            self.genesis, self.my_id, self._key, os.urandom(NONCE_BYTES), binding(tls)
+        )
         try:
             async with asyncio.timeout_at(started + self._auth_s) as deadline:
                 entry.deadline = deadline
@@ -418,9 +452,11 @@ class PeerManager:
     async def _dial_once(self, peer_id: str, url: str) -> bool:
         """One connection attempt; True if a link was established (and has since ended)."""
         assert self._session is not None
+        secure = url.startswith("https://")
         try:
             ws = await self._session.ws_connect(
                 url + PEER_PATH,
+                ssl=self._dial_context if secure else False,
                 # Raised once the listener has proved it is the member we dialled.
                 max_msg_size=HANDSHAKE_FRAME_BYTES + 1,
                 heartbeat=self.options.heartbeat_ms / 1000,
@@ -432,7 +468,8 @@ class PeerManager:
             return False
         self._sockets.add(ws)
         try:
-            if not await self._dial_handshake(ws, peer_id, url):
+            seen = self._pinned(ws, peer_id, url) if secure else b""
+            if seen is None or not await self._dial_handshake(ws, peer_id, url, seen):
                 return False
             await self._run_link(Link(peer_id, self.my_id, ws, *self._link_args()), ack=False)
             return True
@@ -440,9 +477,31 @@ class PeerManager:
             self._sockets.discard(ws)
             await ws.close()
 
-    async def _dial_handshake(self, ws: WebSocket, peer_id: str, url: str) -> bool:
+    def _pinned(self, ws: aiohttp.ClientWebSocketResponse, peer_id: str, url: str) -> bytes | None:
+        """The handshake binding for a TLS link whose certificate carries genesis's key
+        for ``peer_id``; None (logged, counted) for any other certificate."""
+        der = peer_certificate(ws.get_extra_info("ssl_object"))
+        member = self.genesis.member(peer_id)
+        assert member is not None  # the daemon's config checks peers against genesis
+        try:
+            pin_peer_certificate(der, peer_id, member.public_key)
+        except CertificateKeyMismatch as exc:
+            self.counters["refused_certificate_key"] += 1
+            self.counters["handshake_outbound_failed"] += 1
+            log.warning("refused peer %s at %s: %s", peer_id, url, exc)
+            return None
+        return binding(der)
+
+    async def _dial_handshake(
+        self, ws: WebSocket, peer_id: str, url: str, seen: bytes = b""
+    ) -> bool:
         shake = DialerHandshake(
-            self.genesis, self.my_id, self._key, os.urandom(NONCE_BYTES), expected_id=peer_id
+            self.genesis,
+            self.my_id,
+            self._key,
+            os.urandom(NONCE_BYTES),
+            expected_id=peer_id,
+            binding=seen,
         )
         try:
             async with asyncio.timeout(self.options.handshake_ms / 1000):
