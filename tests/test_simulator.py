@@ -132,32 +132,36 @@ def test_cli_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_integrity_checker_refuses_commits_without_a_quorum() -> None:
     sim = Simulation(SimConfig(validators=4, heights=1, faults=frozenset()), 0)
-    block = sim.new_block("V00", 1, 0)
-    sim.ledger.judged_valid.add(block)
+    block = sim.blocks.new("V00", 1, 0)
+    sim.checks.ledger.judged_valid.add(block)
 
     def decision(signers: list[str], forger: str | None = None) -> Decision:
         vote = Vote(PRECOMMIT, 1, 0, block)
         sigs = {i: vote.sign(member_key(forger or i), CHAIN_ID) for i in signers}
         return Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True)
 
-    sim.note_decision("V00", decision(["V00", "V01", "V02"]))
+    sim.checks.decided("V00", decision(["V00", "V01", "V02"]))
     assert sim.result.passed
-    sim.note_decision("V01", decision(["V01", "V02", "V03"]))  # another quorum: fine
+    sim.checks.decided("V01", decision(["V01", "V02", "V03"]))  # another quorum: fine
     assert sim.result.passed
-    sim.note_decision("V02", decision(["V01", "V02"]))
+    sim.checks.decided("V02", decision(["V01", "V02"]))
     assert sim.result.failure == "integrity"
 
 
 def test_integrity_checker_refuses_forged_precommits() -> None:
     sim = Simulation(SimConfig(validators=4, heights=1, faults=frozenset()), 0)
-    block = sim.new_block("V00", 1, 0)
-    sim.ledger.judged_valid.add(block)
+    block = sim.blocks.new("V00", 1, 0)
+    sim.checks.ledger.judged_valid.add(block)
     sigs = {
         i: Vote(PRECOMMIT, 1, 0, block).sign(member_key(i), CHAIN_ID) for i in ("V00", "V01", "V02")
     }
-    sim.note_decision("V00", Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True))
+    sim.checks.decided(
+        "V00", Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True)
+    )
     sigs["V03"] = sigs.pop("V02")  # V02's signature claimed as V03's
-    sim.note_decision("V01", Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True))
+    sim.checks.decided(
+        "V01", Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True)
+    )
     assert sim.result.failure == "integrity"
 
 
