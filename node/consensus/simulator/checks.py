@@ -67,6 +67,10 @@ class Checks:
         self.fail = fail
         self.ledger = Ledger()
 
+    def judged_valid(self, block: bytes) -> None:
+        """An honest host judged ``block`` valid (what ``validity`` asks of a decision)."""
+        self.ledger.judged_valid.add(block)
+
     def decided(self, member: str, decision: Decision) -> None:
         """An honest node decided ``decision``."""
         self.check_agreement(member, decision)

@@ -87,10 +87,10 @@ def draw_plan(
 
 class Coalition:
     """What the byzantine validators share: who they are, the honest nodes (in member
-    order, which fixes the order of the rng draws made for them), and how they split the
-    honest nodes in two."""
+    order, which fixes the order of the rng draws made for them), how they split the
+    honest nodes in two, and the run's rng."""
 
-    def __init__(self, members: Iterable[str], honest: Iterable[str], rng: random.Random):
+    def __init__(self, members: Iterable[str], honest: Iterable[str], rng: random.Random) -> None:
         self.members = frozenset(members)
         self.honest = tuple(honest)
         self.rng = rng

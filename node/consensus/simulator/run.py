@@ -168,12 +168,12 @@ class SimNode:
     def check_validity(self, request: ValidityRequest) -> bool | None:
         valid = self.sim.blocks.exists(request.block)
         if valid:
-            self.sim.checks.ledger.judged_valid.add(request.block)
+            self.sim.checks.judged_valid(request.block)
         return valid
 
     def value_to_propose(self, request: ProposeRequest) -> bytes | None:
         block = self.sim.blocks.new(self.id, request.height, request.round)
-        self.sim.checks.ledger.judged_valid.add(block)  # an honest host builds only valid blocks
+        self.sim.checks.judged_valid(block)  # an honest host builds only valid blocks
         return block
 
     def need_blocks(self, up_to: int) -> None:
