@@ -68,6 +68,21 @@ def test_contracts_are_pure(path: Path) -> None:
         assert "ledger.store" not in path.read_text(), f"{path.name} reaches for the store"
 
 
+# The simulator (node/consensus/simulator/) is a program around the core: it draws from a
+# seeded rng, prints and times its runs. The core's own modules do none of that.
+CONSENSUS_CORE = sorted((ROOT / "node" / "consensus").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", CONSENSUS_CORE, ids=lambda p: p.name)
+def test_the_consensus_core_is_pure(path: Path) -> None:
+    imports = _imports(path)
+    impure = imports & (IMPURE | NEVER_BELOW_NODE - {"node"})
+    assert not impure, f"{path.name} imports {impure}"
+    assert not _calls(path) & IMPURE_CALLS, f"{path.name} calls {_calls(path) & IMPURE_CALLS}"
+    simulator = {m for m in _full_imports(path) if m.startswith("node.consensus.simulator")}
+    assert not simulator, f"{path.name} imports its simulator: {simulator}"
+
+
 def _full_imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
     names: set[str] = set()

@@ -13,6 +13,7 @@ import pytest
 from ledger.block import PRECOMMIT, Commit, Vote
 from node.consensus import Decision
 from node.consensus.simulator import (
+    ALL_FAULTS,
     CHAIN_ID,
     SimConfig,
     Simulation,
@@ -67,16 +68,24 @@ def test_f_plus_1_equivocators_break_agreement_within_200_seeds(n: int, b: int) 
     pytest.fail("the checker never caught the B = f + 1 coalition")
 
 
-def test_a_seed_replays_exactly() -> None:
-    config = SimConfig(validators=4, byzantine=1, heights=3)
-    first, again = run_seed(config, 1234), run_seed(config, 1234)
-    assert (first.plan, first.messages, first.virtual_ms, first.failure) == (
-        again.plan,
-        again.messages,
-        again.virtual_ms,
-        again.failure,
-    )
-    assert run_seed(config, 1235).plan != first.plan
+@pytest.mark.parametrize(
+    "config",
+    [
+        SimConfig(validators=4, byzantine=1, heights=3),
+        SimConfig(validators=4, byzantine=2, heights=3),  # f + 1: runs that fail replay too
+        SimConfig(validators=7, byzantine=2, heights=2),
+        *(SimConfig(validators=4, heights=3, faults=frozenset({f})) for f in ALL_FAULTS),
+    ],
+    ids=lambda c: f"n{c.validators}-b{c.byzantine}-{'+'.join(sorted(c.faults))}",
+)
+def test_a_seed_replays_exactly(config: SimConfig) -> None:
+    for seed in (1234, 1235, 1236):
+        first, again = run_seed(config, seed), run_seed(config, seed)
+        # The whole result: plan, outcome, counters and the digest of every honest chain.
+        assert first == again, f"seed {seed}"
+        assert len(first.digest) == 16
+    assert run_seed(config, 1237).plan != first.plan
+    assert run_seed(config, 1237).digest != first.digest  # the digest sees the chains
 
 
 def test_crashed_nodes_restart_from_what_they_persisted() -> None:
@@ -132,32 +141,36 @@ def test_cli_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_integrity_checker_refuses_commits_without_a_quorum() -> None:
     sim = Simulation(SimConfig(validators=4, heights=1, faults=frozenset()), 0)
-    block = sim.new_block("V00", 1, 0)
-    sim.ledger.judged_valid.add(block)
+    block = sim.blocks.new("V00", 1, 0)
+    sim.checks.judged_valid(block)
 
     def decision(signers: list[str], forger: str | None = None) -> Decision:
         vote = Vote(PRECOMMIT, 1, 0, block)
         sigs = {i: vote.sign(member_key(forger or i), CHAIN_ID) for i in signers}
         return Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True)
 
-    sim.note_decision("V00", decision(["V00", "V01", "V02"]))
+    sim.checks.decided("V00", decision(["V00", "V01", "V02"]))
     assert sim.result.passed
-    sim.note_decision("V01", decision(["V01", "V02", "V03"]))  # another quorum: fine
+    sim.checks.decided("V01", decision(["V01", "V02", "V03"]))  # another quorum: fine
     assert sim.result.passed
-    sim.note_decision("V02", decision(["V01", "V02"]))
+    sim.checks.decided("V02", decision(["V01", "V02"]))
     assert sim.result.failure == "integrity"
 
 
 def test_integrity_checker_refuses_forged_precommits() -> None:
     sim = Simulation(SimConfig(validators=4, heights=1, faults=frozenset()), 0)
-    block = sim.new_block("V00", 1, 0)
-    sim.ledger.judged_valid.add(block)
+    block = sim.blocks.new("V00", 1, 0)
+    sim.checks.judged_valid(block)
     sigs = {
         i: Vote(PRECOMMIT, 1, 0, block).sign(member_key(i), CHAIN_ID) for i in ("V00", "V01", "V02")
     }
-    sim.note_decision("V00", Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True))
+    sim.checks.decided(
+        "V00", Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True)
+    )
     sigs["V03"] = sigs.pop("V02")  # V02's signature claimed as V03's
-    sim.note_decision("V01", Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True))
+    sim.checks.decided(
+        "V01", Decision(1, 0, block, Commit.from_precommits(1, 0, block, sigs), True)
+    )
     assert sim.result.failure == "integrity"
 
 
