@@ -8,6 +8,7 @@ code, and ``main`` the one place that prints them.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from node.admin.provision import (
     read_passphrase,
     write_genesis,
 )
+from node.admin.status import cmd_status
 from node.admin.testnet import DEFAULT_CHAIN_ID, cmd_testnet
 from node.daemon.config import ConfigError
 
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="customs-node", description="Customs Ledger node: set-up and daemon."
     )
+    parser.add_argument("--version", action="version", version=f"customs-node {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     init = sub.add_parser("init", help="create a node directory: key, API token, node.toml")
     init.add_argument("--data-dir", required=True, type=Path, help="the node's directory")
@@ -91,7 +94,27 @@ def _parser() -> argparse.ArgumentParser:
         help="start even if the key, token or data directory is open to other users",
     )
     run.set_defaults(handler=cmd_run)
+    status = sub.add_parser(
+        "status",
+        help="ask the local node (found from its node.toml) whether it is ready",
+        description="Read the node's /v1/status and /readyz at the address its node.toml "
+        "names. Exit 0 ready, 3 running but not ready, 4 not answering, 2 bad node.toml.",
+    )
+    where = status.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=cmd_status)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's), or "unknown" when run
+    from a source tree that was never installed."""
+    try:
+        return importlib.metadata.version("customs-ledger")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 # -- init ---------------------------------------------------------------------------
