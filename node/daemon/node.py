@@ -40,6 +40,7 @@ from node.daemon.chain import Chain, Committed
 from node.daemon.clock import now_ms
 from node.daemon.config import NodeConfig, peer_urls
 from node.daemon.consensus_host import SIGNING_STATE_KEY, ConsensusHost
+from node.daemon.events import EventHub
 from node.daemon.gossip_payloads import (
     MAX_ENTRIES_PER_GOSSIP,
     Limits,
@@ -126,6 +127,14 @@ class Node:
         self.store = Store.open(config.data_dir / "ledger", genesis)  # read freely
         self.chain = Chain(self.store, genesis, mempool)  # the store's one writer
         self.chain.subscribe(self._committed)
+        self.events = EventHub(
+            self.store,
+            max_entry_bytes=params.max_entry_bytes,
+            max_streams=limits.max_event_streams,
+            buffer=limits.event_buffer,
+            registry=self.metrics.registry,
+        )
+        self.chain.subscribe(self.events.on_commit)
         self.peers = PeerManager(
             genesis,
             self.member_id,
@@ -218,6 +227,7 @@ class Node:
             observer=self.metrics,
         )
         self.peers.attach(app)
+        self.events.attach(app)
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -249,6 +259,8 @@ class Node:
         )
 
     async def stop(self) -> None:
+        if hasattr(self, "events"):
+            await _bounded("closing event streams", self.events.close())
         for task in self._tasks:
             task.cancel()
         if self._tasks:
