@@ -220,6 +220,15 @@ class EventHub:
 
         Runs inside ``Chain.commit``: appends to lists and sets events, nothing more.
         """
+        try:
+            self._queue_block(done)
+        except Exception:
+            # A bug here must cost the streams, not the commit that called us.
+            log.exception("event streams: cannot queue block %d", done.block.header.height)
+            for stream in list(self._streams):
+                self._drop(stream, "internal_error", "the node could not serve this stream")
+
+    def _queue_block(self, done: Committed) -> None:
         live = [s for s in self._streams if s.live and s.closing is None]
         if not live:
             return

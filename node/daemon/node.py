@@ -49,11 +49,13 @@ from node.daemon.gossip_payloads import (
     decode_entries,
     encode_entries,
 )
+from node.daemon.indexes import ensure_indexes
 from node.daemon.logs import redact_secrets
 from node.daemon.mempool import Mempool
 from node.daemon.metrics import NodeMetrics
 from node.daemon.parts import TimerHandle
 from node.daemon.queries import Service
+from node.daemon.search import Search
 from node.peers import PeerManager, PeerOptions, PeerStatus
 
 __all__ = ["Node", "run"]
@@ -213,6 +215,8 @@ class Node:
 
     async def start(self) -> None:
         config = self.config
+        if indexed := ensure_indexes(self.store):
+            log.info("built the search indexes for %d records", indexed)
         self.metrics.watch_peer_events(lambda: self.peers.counters)
         token = config.api_token_file.read_text().strip()
         redact_secrets(token)  # no path through aiohttp or ours may log it
@@ -228,6 +232,7 @@ class Node:
         )
         self.peers.attach(app)
         self.events.attach(app)
+        Search(self.store).attach(app)
         self._runner = web.AppRunner(
             app,
             access_log=None,
