@@ -105,7 +105,45 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=cmd_status)
+    _add_backup_parsers(sub)
     return parser
+
+
+def _add_backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = sub.add_parser(
+        "export",
+        help="write a stopped node's chain (blocks and commits) to a file, for backups",
+    )
+    where = export.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    export.add_argument("--out", required=True, type=Path, help="the file to write")
+    export.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    export.set_defaults(handler=cmd_export)
+    imp = sub.add_parser(
+        "import",
+        help="load an export into a node without a chain, verifying every block and commit",
+        description="Every commit's quorum signatures are checked against genesis and every "
+        "block re-executed before the chain is put in place; a refused file changes nothing.",
+    )
+    where = imp.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    imp.add_argument("--in", dest="input", required=True, type=Path, help="an export file")
+    imp.set_defaults(handler=cmd_import)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    # Imported here, like the daemon in `run`: `init` and `status` need none of it.
+    from node.admin import backup
+
+    return backup.cmd_export(args)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from node.admin import backup
+
+    return backup.cmd_import(args)
 
 
 def version() -> str:
