@@ -57,6 +57,7 @@ from node.daemon.parts import TimerHandle
 from node.daemon.queries import Service
 from node.daemon.search import Search
 from node.peers import PeerManager, PeerOptions, PeerStatus
+from node.text import plural
 
 __all__ = ["Node", "run"]
 
@@ -209,7 +210,8 @@ class Node:
 
     def peer_fault(self, peer: str, kind: str, exc: BaseException) -> None:
         self.peers.counters[f"bad_{kind}"] += 1
-        log.warning("bad %s from %s: %s", kind, peer, exc)
+        fields = {"peer": peer, "code": f"bad_{kind}"}
+        log.warning("bad %s from %s: %s", kind, peer, exc, extra=fields)
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -300,7 +302,12 @@ class Node:
         self.peers.set_height(height)
         self.peers.broadcast("commit", done.commit.encode())
         if block.entries:
-            log.info("committed height %d with %d entries", height, len(block.entries))
+            log.info(
+                "committed height %d with %s",
+                height,
+                plural(len(block.entries), "entry", "entries"),
+                extra={"height": height, "entries": len(block.entries)},
+            )
 
     # ---- peers ----------------------------------------------------------------------
 
