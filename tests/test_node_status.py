@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -67,3 +68,39 @@ def test_status_without_a_node_toml_exits_2(
     assert "node.toml" in err and "cannot read" in err
     code, _, err = status(capsys)
     assert code == 2 and "give --config NODE_TOML or --data-dir DIR" in err
+
+
+ALERTS = Path(__file__).resolve().parent.parent / "docs" / "deploy" / "prometheus-alerts.yml"
+
+
+def test_top_once_and_the_alert_rules_name_real_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Cluster(tmp_path / "net", ["CN", "DE"]) as cluster:
+        cluster.start()
+        cluster.wait_height(2)
+        cn = cluster["CN"]
+        cluster.wait_until(lambda: main(["status", "--data-dir", str(cn.root)]) == 0, what="ready")
+        capsys.readouterr()
+        code = main(["top", "--data-dir", str(cn.root), "--once", "--interval", "0.5"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert f"CN {cn.url}  READY" in out
+        assert re.search(r"height\s+\d+\s+\(\d+\.\d\d blocks/s\)", out), out
+        assert re.search(r"mempool\s+0 entries pending", out), out
+        assert re.search(r"DE\s+.\s*up\s+.\s*\d+", out), out
+        exposition = cn.get("/metrics").body.decode()
+    names = set(re.findall(r"^# TYPE (\S+)", exposition, re.M))
+    wanted = set(re.findall(r"\b(customs_[a-z_]+)", ALERTS.read_text()))
+    assert wanted, "no metric named in the alert rules"
+    # A histogram's samples add _bucket to its name.
+    missing = {w for w in wanted if w not in names and w.removesuffix("_bucket") not in names}
+    assert not missing, f"alert rules name metrics no node exports: {missing}"
+
+
+def test_top_of_a_node_that_is_down_exits_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Cluster(tmp_path / "net", ["CN"]) as cluster:
+        code = main(["top", "--data-dir", str(cluster["CN"].root), "--once"])
+    assert code == EXIT_DOWN and "CN: DOWN" in capsys.readouterr().err

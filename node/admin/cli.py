@@ -105,8 +105,25 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=cmd_status)
+    top = sub.add_parser(
+        "top", help="a live dashboard of the local node: height, rates, peers, mempool"
+    )
+    where = top.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.set_defaults(handler=cmd_top)
     _add_backup_parsers(sub)
     return parser
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from node.admin import top
+
+    if not 0.1 <= args.interval <= 3600:
+        raise CliError("--interval must be 0.1..3600 seconds")
+    return top.cmd_top(args)
 
 
 def _add_backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
