@@ -12,7 +12,7 @@ key is missing or older, which is what a store written before this module sees).
 Key layout (under ``x:index/``; values are empty)::
 
     x:index/version                                  INDEX_VERSION (u8)
-    x:index/<set>/<facet>/<len u8><value><time u64><id>
+    x:index/<set>/<facet>/<len u16><value utf-8><time u64><id>
 
 ``set`` is ``cert`` or ``ship``; ``time`` is the record's ``issued_at`` or
 ``declared_at`` (ms, never changes), so every facet lists in time order and a page
@@ -70,20 +70,30 @@ SHIPMENTS = IndexedSet(
 _SETS = (CERTS, SHIPMENTS)
 
 
+_PREFIXES: dict[tuple[bytes, str, str], bytes] = {}
+_MAX_CACHED = 100_000
+
+
 def facet_prefix(kind: IndexedSet, facet: str, value: str) -> bytes:
-    raw = value.encode()
-    return INDEX_PREFIX + kind.name + b"/" + facet.encode() + b"/" + bytes([len(raw)]) + raw
+    # Statuses, members, ports and holders repeat across records: built once each.
+    cached = _PREFIXES.get((kind.name, facet, value))
+    if cached is None:
+        raw = value.encode()
+        cached = INDEX_PREFIX + kind.name + b"/" + facet.encode() + b"/"
+        cached += len(raw).to_bytes(2, "big") + raw
+        if len(_PREFIXES) >= _MAX_CACHED:
+            _PREFIXES.clear()
+        _PREFIXES[(kind.name, facet, value)] = cached
+    return cached
 
 
 def _keys(kind: IndexedSet, item_id: bytes, record: Record) -> set[bytes]:
-    tail = int(record[kind.time_field]).to_bytes(8, "big") + item_id
+    fields = record.to_json()
+    tail = int(fields[kind.time_field]).to_bytes(8, "big") + item_id
     keys = {facet_prefix(kind, "all", "") + tail}
     for facet in kind.facets:
-        try:
-            value = record[facet]
-        except KeyError:
-            continue
-        if isinstance(value, str) and len(value.encode()) < 256:
+        value = fields.get(facet)
+        if isinstance(value, str):
             keys.add(facet_prefix(kind, facet, value) + tail)
     return keys
 
@@ -109,6 +119,8 @@ def index_writes(old: _Reader, writes: Mapping[bytes, bytes | None]) -> dict[byt
             continue
         item_id = key[len(kind.state_prefix) :]
         before = old.get_raw(key)
+        if before == value:
+            continue
         gone = _keys(kind, item_id, Record.decode(before)) if before is not None else set()
         now = _keys(kind, item_id, Record.decode(value)) if value is not None else set()
         for stale in gone - now:

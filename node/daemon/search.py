@@ -123,8 +123,8 @@ def _filters(query: Any, params: Mapping[str, str]) -> dict[str, str]:
             raise ApiError(400, "malformed", f"give {name} once")
         if values:
             value = values[0]
-            if not 1 <= len(value.encode()) < 256 or not value.isprintable():
-                raise ApiError(400, "malformed", f"{name} must be 1..255 printable bytes")
+            if not 1 <= len(value) <= 128 or not value.isprintable():
+                raise ApiError(400, "malformed", f"{name} must be 1..128 printable characters")
             if out.get(facet, value) != value:
                 raise ApiError(400, "malformed", f"{name} contradicts another parameter")
             out[facet] = value
