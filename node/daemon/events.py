@@ -347,7 +347,9 @@ class EventHub:
                 async with asyncio.timeout(self.heartbeat_s):
                     await stream.wake.wait()
             except TimeoutError:
-                await response.write(b": keepalive\n\n")
+                # Through _write, so that a stream dropped meanwhile is not held up by a
+                # client that reads nothing, not even this.
+                await self._write(stream, response, [], extra=b": keepalive\n\n")
 
     def _history_page(self, stream: _Stream) -> list[tuple[int, bytes]]:
         """The next page of the log for ``stream``; turns it live at the log's end.
@@ -389,12 +391,17 @@ class EventHub:
         )
 
     async def _write(
-        self, stream: _Stream, response: web.StreamResponse, frames: Iterable[tuple[int, bytes]]
+        self,
+        stream: _Stream,
+        response: web.StreamResponse,
+        frames: Iterable[tuple[int, bytes]],
+        *,
+        extra: bytes = b"",
     ) -> None:
         """Write ``frames``; give up at once if the stream is dropped meanwhile (its
         client is not reading, and the write would wait for ever)."""
         items = list(frames)
-        data = b"".join(frame for _, frame in items)
+        data = b"".join(frame for _, frame in items) + extra
         sending = asyncio.create_task(_write_all(response, data))
         dropped = asyncio.create_task(_closing(stream))
         try:
