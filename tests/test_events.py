@@ -21,13 +21,16 @@ from tests.cluster import Cluster, NodeProcess
 
 FOUR = ["CN", "NL", "DE", "SG"]
 EVENT_BUFFER = 64
+MAX_STREAMS = 16  # above what the other tests hold open, closing streams in quick succession
 _serial = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with Cluster(
-        tmp_path_factory.mktemp("events") / "net", FOUR, settings={"event_buffer": EVENT_BUFFER}
+        tmp_path_factory.mktemp("events") / "net",
+        FOUR,
+        settings={"event_buffer": EVENT_BUFFER, "max_event_streams": MAX_STREAMS},
     ) as running:
         running.start()
         running.wait_height(1)
@@ -242,14 +245,14 @@ def test_a_client_that_stops_reading_is_dropped_and_the_network_goes_on(
         assert cn.height() > height and all(n.height() > height for n in cluster.running())
         later = cert(nl)
         read_until(reader, {later})
+        # Now read what was buffered for the stalled client: its close event comes last.
+        stalled.settimeout(30)
+        data = b""
+        while chunk := stalled.recv(65536):
+            data += chunk
     finally:
         reader.close()
-    # Now read what was buffered for the stalled client: its close event comes last.
-    stalled.settimeout(30)
-    data = b""
-    while chunk := stalled.recv(65536):
-        data += chunk
-    stalled.close()
+        stalled.close()
     found = re.search(rb"event: close\ndata: (\{.*?\})\n\n", data)
     assert found is not None, data[-500:]
     close = json.loads(found.group(1))
@@ -265,11 +268,25 @@ def closed_too_slow(node: NodeProcess) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def test_open_event_streams_are_counted(cluster: Cluster) -> None:
+def open_streams(node: NodeProcess) -> float:
+    text = node.get("/metrics").body.decode()
+    found = re.search(r"^customs_event_streams (\S+)$", text, re.M)
+    assert found is not None, text
+    return float(found.group(1))
+
+
+def test_streams_are_limited_counted_and_freed_when_a_client_hangs_up(cluster: Cluster) -> None:
     cn = cluster["CN"]
-    stream = Sse(cn)
+    cluster.wait_until(lambda: open_streams(cn) == 0, what="earlier streams to be freed")
+    streams = [Sse(cn) for _ in range(MAX_STREAMS)]
     try:
-        text = cn.get("/metrics").body.decode()
-        assert re.search(r"^customs_event_streams [1-9]", text, re.M), text
+        assert open_streams(cn) == MAX_STREAMS
+        reply = cn.get("/v1/events")
+        assert reply.status == 503 and reply.json()["code"] == "busy"
+        streams.pop().close()  # no entry is committed to write to it: it is noticed idle
+        cluster.wait_until(lambda: open_streams(cn) == MAX_STREAMS - 1, what="a freed slot")
+        streams.append(Sse(cn))
+        assert streams[-1].response.status == 200
     finally:
-        stream.close()
+        for stream in streams:
+            stream.close()

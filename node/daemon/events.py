@@ -53,6 +53,7 @@ log = logging.getLogger("customs.events")
 ROUTE = "/v1/events"
 HISTORY_PAGE = 256  # entries read from one snapshot between writes
 HEARTBEAT_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+GONE_CHECK_S = 1.0  # how often an idle stream looks whether its client hung up
 CLOSE_WRITE_S = 2.0  # time a dropped stream's close event gets to reach the socket
 ABORT_AFTER_S = 30.0  # then the time its client has to read what is buffered
 RETRY_MS = 1000  # the reconnect delay an EventSource client is told to use
@@ -303,7 +304,7 @@ class EventHub:
             await response.prepare(request)
             _small_send_buffer(request)
             await response.write(f"retry: {RETRY_MS}\n\n".encode())
-            await self._serve(stream, response)
+            await self._serve(stream, response, request.transport)
         except (ConnectionResetError, ConnectionError):
             pass  # the client went away: nothing to tell it
         finally:
@@ -324,7 +325,10 @@ class EventHub:
             return _index(given, "from")
         return self.store.log_size()  # no position given: from now on
 
-    async def _serve(self, stream: _Stream, response: web.StreamResponse) -> None:
+    async def _serve(
+        self, stream: _Stream, response: web.StreamResponse, transport: asyncio.BaseTransport | None
+    ) -> None:
+        idle_since = asyncio.get_running_loop().time()
         while True:
             if stream.closing is not None:
                 await self._send_close(stream, response)
@@ -344,12 +348,17 @@ class EventHub:
                 continue
             stream.wake.clear()
             try:
-                async with asyncio.timeout(self.heartbeat_s):
+                async with asyncio.timeout(min(self.heartbeat_s, GONE_CHECK_S)):
                     await stream.wake.wait()
+                idle_since = asyncio.get_running_loop().time()
             except TimeoutError:
-                # Through _write, so that a stream dropped meanwhile is not held up by a
-                # client that reads nothing, not even this.
-                await self._write(stream, response, [], extra=b": keepalive\n\n")
+                if transport is None or transport.is_closing():
+                    return  # the client hung up: its slot is free at once, not at a write
+                if asyncio.get_running_loop().time() - idle_since >= self.heartbeat_s:
+                    # Through _write, so that a stream dropped meanwhile is not held up
+                    # by a client that reads nothing, not even this.
+                    await self._write(stream, response, [], extra=b": keepalive\n\n")
+                    idle_since = asyncio.get_running_loop().time()
 
     def _history_page(self, stream: _Stream) -> list[tuple[int, bytes]]:
         """The next page of the log for ``stream``; turns it live at the log's end.
