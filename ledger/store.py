@@ -22,7 +22,10 @@ entry's canonical wire bytes):
     k:<sha256(subject)>            number of entries that touched the subject
     l:<log index>                  log leaf data
     n:<level u8><index>            perfect-subtree hash of the log (levels >= 1)
-    x:...                          other components' state (``extra``), opaque here
+    x:...                          other components' state (``extra``), opaque here:
+                                   the state map (x:state/, x:contract/), the consensus
+                                   signing record, the search indexes (x:index/,
+                                   node/daemon/indexes.py)
 
 A block is not stored twice: its entries are exactly the log leaves
 [log_size - entries, log_size) of its header, so ``get_block`` reassembles it from the
@@ -313,6 +316,14 @@ class _Reader:
     def iter_raw(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         _check_extra({prefix: None})
         return self._scan(prefix, prefix)
+
+    def scan_raw(self, prefix: bytes, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """``iter_raw(prefix)`` from the first key at or after ``start``: a page of an
+        index that goes on where the last one stopped."""
+        _check_extra({prefix: None})
+        if not start.startswith(prefix):
+            raise StoreError(f"scan start {start!r} is outside prefix {prefix!r}")
+        return self._scan(prefix, start)
 
 
 def _decode_ref(raw: bytes, subject: object) -> SubjectRef:

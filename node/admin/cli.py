@@ -8,6 +8,7 @@ code, and ``main`` the one place that prints them.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from node.admin.provision import (
     read_passphrase,
     write_genesis,
 )
+from node.admin.status import cmd_status
 from node.admin.testnet import DEFAULT_CHAIN_ID, cmd_testnet
 from node.daemon.config import ConfigError, load_config
 from node.daemon.key_files import load_key
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="customs-node", description="Customs Ledger node: set-up and daemon."
     )
+    parser.add_argument("--version", action="version", version=f"customs-node {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     init = sub.add_parser("init", help="create a node directory: key, API token, node.toml")
     init.add_argument("--data-dir", required=True, type=Path, help="the node's directory")
@@ -100,7 +103,82 @@ def _parser() -> argparse.ArgumentParser:
         help="start even if the key, token or data directory is open to other users",
     )
     run.set_defaults(handler=cmd_run)
+    status = sub.add_parser(
+        "status",
+        help="ask the local node (found from its node.toml) whether it is ready",
+        description="Read the node's /v1/status and /readyz at the address its node.toml "
+        "names. Exit 0 ready, 3 running but not ready, 4 not answering, 2 bad node.toml.",
+    )
+    where = status.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=cmd_status)
+    top = sub.add_parser(
+        "top", help="a live dashboard of the local node: height, rates, peers, mempool"
+    )
+    where = top.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.set_defaults(handler=cmd_top)
+    _add_backup_parsers(sub)
     return parser
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from node.admin import top
+
+    if not 0.1 <= args.interval <= 3600:
+        raise CliError("--interval must be 0.1..3600 seconds")
+    return top.cmd_top(args)
+
+
+def _add_backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = sub.add_parser(
+        "export",
+        help="write a stopped node's chain (blocks and commits) to a file, for backups",
+    )
+    where = export.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    export.add_argument("--out", required=True, type=Path, help="the file to write")
+    export.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    export.set_defaults(handler=cmd_export)
+    imp = sub.add_parser(
+        "import",
+        help="load an export into a node without a chain, verifying every block and commit",
+        description="Every commit's quorum signatures are checked against genesis and every "
+        "block re-executed before the chain is put in place; a refused file changes nothing.",
+    )
+    where = imp.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    imp.add_argument("--in", dest="input", required=True, type=Path, help="an export file")
+    imp.set_defaults(handler=cmd_import)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    # Imported here, like the daemon in `run`: `init` and `status` need none of it.
+    from node.admin import backup
+
+    return backup.cmd_export(args)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from node.admin import backup
+
+    return backup.cmd_import(args)
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's), or "unknown" when run
+    from a source tree that was never installed."""
+    try:
+        return importlib.metadata.version("customs-ledger")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 # -- init ---------------------------------------------------------------------------

@@ -196,9 +196,9 @@ class _Errors:
 class _InFlightLimit:
     """Counts requests being served, reads and writes apart, so that slow uploads can
     exhaust only the write budget and every read keeps being answered. The peer
-    WebSocket has its own limits and is exempt."""
+    WebSocket and the event streams have their own limits and are exempt."""
 
-    EXEMPT = "/v1/peer"
+    EXEMPT = frozenset({"/v1/peer", "/v1/events"})
 
     def __init__(self, reads: int, writes: int) -> None:
         self.limits = {"read": reads, "write": writes}
@@ -206,7 +206,7 @@ class _InFlightLimit:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == self.EXEMPT:
+        if request.path in self.EXEMPT:
             return await handler(request)
         kind = "write" if request.method == "POST" else "read"
         limit = self.limits[kind]

@@ -18,6 +18,7 @@ from ledger.entry import SignedEntry
 from ledger.errors import CommitError
 from ledger.genesis import Genesis
 from ledger.store import Store, StoreView
+from node.daemon.indexes import index_writes
 
 __all__ = ["BlockMaker", "InvalidBlock", "Proposed"]
 
@@ -134,8 +135,11 @@ class BlockMaker:
             stored = self.store.get_commit(height - 1)
             if stored is None or stored.hash() != last_commit.hash():
                 self.store.replace_commit(height - 1, last_commit)
-        if extra:
-            staged = replace(staged, writes={**staged.writes, **extra})
+        # The search indexes follow the records in the same batch (node.daemon.indexes);
+        # the store still holds the state before the block, which says what to delete.
+        index = index_writes(self.store, staged.writes)
+        if extra or index:
+            staged = replace(staged, writes={**staged.writes, **index, **(extra or {})})
         commit_staged(self.store, staged, block, commit)
 
     def _prev_header(self, view: StoreView, height: int) -> Header | None:

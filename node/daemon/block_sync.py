@@ -48,6 +48,7 @@ from node.daemon.gossip_payloads import (
 )
 from node.daemon.metrics import NodeMetrics
 from node.peers import PeerStatus
+from node.text import plural
 
 if TYPE_CHECKING:
     from node.daemon.parts import Faults, PeerView
@@ -212,7 +213,13 @@ class Syncer:
             self._reply, self._asked = None, None
         applied, faulty = await self._apply(peer, items)
         if applied:
-            log.info("synced %d block(s) from %s, now at height %d", applied, peer, chain.height)
+            log.info(
+                "synced %s from %s, now at height %d",
+                plural(applied, "block"),
+                peer,
+                chain.height,
+                extra={"peer": peer, "height": chain.height, "blocks": applied},
+            )
         if faulty or (claimed and chain.height < first):
             # An invalid block, or nothing of what it announced (and not because consensus
             # got there first).
@@ -326,12 +333,12 @@ class Syncer:
         count += 1
         if now - logged >= DROP_LOG_S:
             log.warning(
-                "dropped %d block request(s) from %s over its budget "
-                "(%d a second, %d bytes queued to it)",
-                count,
+                "dropped %s from %s over its budget (%d a second, %d bytes queued to it)",
+                plural(count, "block request"),
                 peer,
                 self._budget.rate,
                 queued,
+                extra={"peer": peer, "count": count, "code": "dropped_block_request"},
             )
             count, logged = 0, now
         self._dropped[peer] = (count, logged)

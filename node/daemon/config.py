@@ -69,6 +69,8 @@ class Limits:
     gossip_seen_cache: int = 100_000
     sync_requests_per_s: int = 10
     sync_answer_bytes: int = 16 * _MIB
+    max_event_streams: int = 64
+    event_buffer: int = 4096
 
 
 # The consensus timeouts' defaults live with the core that schedules them.
@@ -122,6 +124,8 @@ _LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "gossip_seen_cache": (16, 10_000_000),
     "sync_requests_per_s": (1, 100_000),
     "sync_answer_bytes": (64 * 1024, 16 * 1024 * _MIB),
+    "max_event_streams": (1, 4096),
+    "event_buffer": (16, 1_000_000),
 }
 _TIMEOUT_BOUNDS: dict[str, tuple[int, int]] = {
     name: (1, 3_600_000) for name in (f.name for f in fields(Timeouts))
@@ -483,6 +487,10 @@ def render_default_config(
         "# to it; a request past either is dropped and counted (dropped_block_request).",
         f"sync_requests_per_s = {limits.sync_requests_per_s}",
         f"sync_answer_bytes = {limits.sync_answer_bytes}",
+        "# GET /v1/events: streams open at once, and committed entries queued to one",
+        "# stream that is not reading; past it that stream is closed (too_slow).",
+        f"max_event_streams = {limits.max_event_streams}",
+        f"event_buffer = {limits.event_buffer}",
         "",
         "[timeouts]",
         "# Consensus step timeouts grow with the round: base + round * delta (ms);",

@@ -40,6 +40,7 @@ from node.daemon.chain import Chain, Committed
 from node.daemon.clock import now_ms
 from node.daemon.config import NodeConfig, peer_urls
 from node.daemon.consensus_host import SIGNING_STATE_KEY, ConsensusHost
+from node.daemon.events import EventHub
 from node.daemon.gossip_payloads import (
     MAX_ENTRIES_PER_GOSSIP,
     Limits,
@@ -48,13 +49,16 @@ from node.daemon.gossip_payloads import (
     decode_entries,
     encode_entries,
 )
+from node.daemon.indexes import ensure_indexes
 from node.daemon.logs import redact_secrets
 from node.daemon.mempool import Mempool
 from node.daemon.metrics import NodeMetrics
 from node.daemon.parts import TimerHandle
 from node.daemon.queries import Service
+from node.daemon.search import Search
 from node.daemon.tls import ServerTls
 from node.peers import PeerManager, PeerOptions, PeerStatus, PeerTls
+from node.text import plural
 
 __all__ = ["Node", "run"]
 
@@ -135,6 +139,14 @@ class Node:
         self.store = Store.open(config.data_dir / "ledger", genesis)  # read freely
         self.chain = Chain(self.store, genesis, mempool)  # the store's one writer
         self.chain.subscribe(self._committed)
+        self.events = EventHub(
+            self.store,
+            max_entry_bytes=params.max_entry_bytes,
+            max_streams=limits.max_event_streams,
+            buffer=limits.event_buffer,
+            registry=self.metrics.registry,
+        )
+        self.chain.subscribe(self.events.on_commit)
         self.peers = PeerManager(
             genesis,
             self.member_id,
@@ -210,12 +222,15 @@ class Node:
 
     def peer_fault(self, peer: str, kind: str, exc: BaseException) -> None:
         self.peers.counters[f"bad_{kind}"] += 1
-        log.warning("bad %s from %s: %s", kind, peer, exc)
+        fields = {"peer": peer, "code": f"bad_{kind}"}
+        log.warning("bad %s from %s: %s", kind, peer, exc, extra=fields)
 
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         config = self.config
+        if indexed := ensure_indexes(self.store):
+            log.info("built the search indexes for %d records", indexed)
         self.metrics.watch_peer_events(lambda: self.peers.counters)
         token = config.api_token_file.read_text().strip()
         redact_secrets(token)  # no path through aiohttp or ours may log it
@@ -230,6 +245,8 @@ class Node:
             observer=self.metrics,
         )
         self.peers.attach(app)
+        self.events.attach(app)
+        Search(self.store).attach(app)
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -283,6 +300,8 @@ class Node:
         )
 
     async def stop(self) -> None:
+        if hasattr(self, "events"):
+            await _bounded("closing event streams", self.events.close())
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -319,7 +338,12 @@ class Node:
         self.peers.set_height(height)
         self.peers.broadcast("commit", done.commit.encode())
         if block.entries:
-            log.info("committed height %d with %d entries", height, len(block.entries))
+            log.info(
+                "committed height %d with %s",
+                height,
+                plural(len(block.entries), "entry", "entries"),
+                extra={"height": height, "entries": len(block.entries)},
+            )
 
     # ---- peers ----------------------------------------------------------------------
 

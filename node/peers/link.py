@@ -72,6 +72,8 @@ class Link:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._closing = False
+        # Why the link ended, for the line that says it dropped: the first cause wins.
+        self.end_reason: str | None = None
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name=f"peer-writer-{self.peer_id}")
@@ -94,6 +96,8 @@ class Link:
         if self._closing:
             return
         self._closing = True
+        if self.end_reason is None:
+            self.end_reason = f"closed by this node: {reason}"
         if self._writer is not None:
             self._writer.cancel()
         self._closer = asyncio.create_task(

@@ -173,8 +173,8 @@ class _Pending:
 class _QuietLog:
     """A warning logged once per ``QUIET_LOG_S`` with the count of what it stands for."""
 
-    def __init__(self, text: str) -> None:
-        self._text = text
+    def __init__(self, one: str, many: str) -> None:
+        self._texts = (one, many)  # for a count of 1, and for any other
         self._count = 0
         self._next = 0.0
 
@@ -182,7 +182,8 @@ class _QuietLog:
         self._count += 1
         now = time.monotonic()
         if now >= self._next:
-            log.warning(self._text, self._count, QUIET_LOG_S, where)
+            text = self._texts[0 if self._count == 1 else 1]
+            log.warning(text, self._count, QUIET_LOG_S, where, extra={"count": self._count})
             self._count, self._next = 0, now + QUIET_LOG_S
 
 
@@ -232,7 +233,8 @@ class PeerManager:
         # Accepted sockets still authenticating, oldest first.
         self._pending: OrderedDict[WebSocket, _Pending] = OrderedDict()
         self._quiet_timeouts = _QuietLog(
-            "%d inbound peer handshake(s) timed out or were displaced in %.0f s (last from %s)"
+            "%d inbound peer handshake timed out or was displaced in %.0f s (from %s)",
+            "%d inbound peer handshakes timed out or were displaced in %.0f s (last from %s)",
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -584,7 +586,7 @@ class PeerManager:
             if self._links.get(link.peer_id) is link:
                 del self._links[link.peer_id]
             await link.stop()
-            log.info("peer %s unlinked", link.peer_id)
+            self._dropped(link)
 
     def _register(self, link: Link) -> bool:
         """Make ``link`` the pair's one link unless the existing one wins (see module doc)."""
@@ -609,9 +611,11 @@ class PeerManager:
             try:
                 msg = await link.ws.receive()
             except TRANSPORT_ERRORS as exc:
-                self._transport_error(link.peer_id, exc)
+                self._transport_error(link, exc)
                 return
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                if link.end_reason is None:
+                    link.end_reason = _close_reason(msg.type, link.ws.close_code, msg.extra)
                 return
             try:
                 await self._on_frame(link, self._frame_of(msg))
@@ -619,14 +623,26 @@ class PeerManager:
                 self._fault(link, exc)
                 return
 
-    def _transport_error(self, peer_id: str, exc: BaseException) -> None:
-        # One line, no traceback: a connection that breaks is routine, not our bug.
+    def _transport_error(self, link: Link, exc: BaseException) -> None:
+        # No traceback: a connection that breaks is routine, not our bug. The line that
+        # says the link dropped gives this as its reason.
         self.counters["link_transport_error"] += 1
-        log.warning("link to %s ended: %s: %s", peer_id, type(exc).__name__, exc)
+        if link.end_reason is None:
+            link.end_reason = f"{type(exc).__name__}: {exc}"
+
+    def _dropped(self, link: Link) -> None:
+        """One line per link that ends: a warning with its reason, unless we are stopping."""
+        reason = link.end_reason or "ended"
+        fields = {"peer": link.peer_id, "reason": reason}
+        if self._stopping:
+            log.info("peer %s unlinked: this node is stopping", link.peer_id, extra=fields)
+        else:
+            log.warning("link to peer %s dropped: %s", link.peer_id, reason, extra=fields)
 
     def _fault(self, link: Link, exc: PeerError) -> None:
         self.counters[f"fault_{exc.reason.replace(' ', '_')}"] += 1
-        log.warning("closing link to %s: %s", link.peer_id, exc)
+        log.warning("closing link to %s: %s", link.peer_id, exc, extra={"peer": link.peer_id})
+        link.end_reason = f"its fault: {exc}"
         code = WSCloseCode.MESSAGE_TOO_BIG if _too_big(exc) else WSCloseCode.POLICY_VIOLATION
         link.close(code, exc.reason)
 
@@ -710,3 +726,11 @@ def _too_big(exc: Exception) -> bool:
     return exc.reason == "frame too large" or (
         exc.reason == "frame error" and "size" in exc.detail.lower()
     )
+
+
+def _close_reason(kind: WSMsgType, code: int | None, said: object) -> str:
+    # 1006 is what aiohttp reports for a socket that ended without a close frame: the
+    # peer's process died or the network between us failed.
+    if code is None or code == WSCloseCode.ABNORMAL_CLOSURE or kind != WSMsgType.CLOSE:
+        return f"connection lost (no close frame, code {code})"
+    return f"closed by the peer (code {code}{f': {said}' if said else ''})"
