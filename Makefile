@@ -13,8 +13,10 @@ $(BIN)/python:
 # Installs take the versions in constraints.txt, the set the suite last passed with, so a
 # new release of a linter or a library cannot turn a clean checkout red on its own. As an
 # environment variable the constraints also reach pip's isolated build environment.
+# `make native` runs setup.py with the venv's own setuptools, which must read the SPDX
+# project.license (PEP 639; setuptools 77 and later), as pyproject's build-system asks.
 $(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools==84.2.1'
 	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
