@@ -583,10 +583,11 @@ class PeerManager:
             log.info("peer %s linked (dialled by %s)", link.peer_id, link.dialer)
             await self._read(link)
         finally:
-            if self._links.get(link.peer_id) is link:
+            kept = self._links.get(link.peer_id)
+            if kept is link:
                 del self._links[link.peer_id]
             await link.stop()
-            self._dropped(link)
+            self._dropped(link, replaced=kept is not None and kept is not link)
 
     def _register(self, link: Link) -> bool:
         """Make ``link`` the pair's one link unless the existing one wins (see module doc)."""
@@ -630,12 +631,15 @@ class PeerManager:
         if link.end_reason is None:
             link.end_reason = f"{type(exc).__name__}: {exc}"
 
-    def _dropped(self, link: Link) -> None:
-        """One line per link that ends: a warning with its reason, unless we are stopping."""
+    def _dropped(self, link: Link, *, replaced: bool) -> None:
+        """One line per link that ends: a warning with its reason, unless we are stopping
+        or another link to that peer took its place (simultaneous dials, a reconnect)."""
         reason = link.end_reason or "ended"
         fields = {"peer": link.peer_id, "reason": reason}
         if self._stopping:
             log.info("peer %s unlinked: this node is stopping", link.peer_id, extra=fields)
+        elif replaced:
+            log.info("peer %s: a second link closed, the other kept", link.peer_id, extra=fields)
         else:
             log.warning("link to peer %s dropped: %s", link.peer_id, reason, extra=fields)
 
