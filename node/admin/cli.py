@@ -109,22 +109,25 @@ def _parser() -> argparse.ArgumentParser:
         description="Read the node's /v1/status and /readyz at the address its node.toml "
         "names. Exit 0 ready, 3 running but not ready, 4 not answering, 2 bad node.toml.",
     )
-    where = status.add_mutually_exclusive_group()
-    where.add_argument("--config", type=Path, help="path to node.toml")
-    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    _add_node_location(status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=cmd_status)
     top = sub.add_parser(
         "top", help="a live dashboard of the local node: height, rates, peers, mempool"
     )
-    where = top.add_mutually_exclusive_group()
-    where.add_argument("--config", type=Path, help="path to node.toml")
-    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    _add_node_location(top)
     top.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     top.set_defaults(handler=cmd_top)
     _add_backup_parsers(sub)
     return parser
+
+
+def _add_node_location(command: argparse.ArgumentParser) -> None:
+    """``--config`` or ``--data-dir``: where the local node's node.toml is."""
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="path to node.toml")
+    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -140,9 +143,7 @@ def _add_backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "export",
         help="write a stopped node's chain (blocks and commits) to a file, for backups",
     )
-    where = export.add_mutually_exclusive_group()
-    where.add_argument("--config", type=Path, help="path to node.toml")
-    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    _add_node_location(export)
     export.add_argument("--out", required=True, type=Path, help="the file to write")
     export.add_argument("--force", action="store_true", help="overwrite an existing --out")
     export.set_defaults(handler=cmd_export)
@@ -152,9 +153,7 @@ def _add_backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         description="Every commit's quorum signatures are checked against genesis and every "
         "block re-executed before the chain is put in place; a refused file changes nothing.",
     )
-    where = imp.add_mutually_exclusive_group()
-    where.add_argument("--config", type=Path, help="path to node.toml")
-    where.add_argument("--data-dir", type=Path, help="the node's directory holding node.toml")
+    _add_node_location(imp)
     imp.add_argument("--in", dest="input", required=True, type=Path, help="an export file")
     imp.set_defaults(handler=cmd_import)
 

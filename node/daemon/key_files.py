@@ -21,14 +21,18 @@ MAX_KEY_FILE_BYTES = 64 * 1024
 def save_key(key: SigningKey, path: str | Path, passphrase: bytes | None = None) -> None:
     """Write ``key`` as PKCS#8 PEM with mode 0600; never overwrite an existing key."""
     path = Path(path)
-    data = key.to_pem(passphrase)
     try:
-        # O_EXCL: a second `init` must never silently replace a member's identity.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private_once(path, key.to_pem(passphrase))
     except FileExistsError as exc:
         raise KeyFileError(f"{path}: a key file already exists") from exc
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot create key file: {exc.strerror}") from exc
+
+
+def write_private_once(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 holding ``data``, synced; FileExistsError if it
+    exists (O_EXCL: a second `init` must never silently replace a member's identity)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()

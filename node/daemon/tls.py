@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
-import os
 import ssl
 import urllib.parse
 from pathlib import Path
@@ -37,6 +36,7 @@ from ledger.x509_keys import (
     der_of_pem,
     pin,
 )
+from node.daemon.key_files import write_private_once
 
 __all__ = [
     "CERT_NAME",
@@ -97,17 +97,12 @@ def make_certificate(key: SigningKey, member_id: str) -> bytes:
 
 def write_certificate(key: SigningKey, member_id: str, path: Path) -> None:
     """Write ``key``'s certificate with the key file's mode (0600); never overwrite."""
-    data = make_certificate(key, member_id)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private_once(path, make_certificate(key, member_id))
     except FileExistsError as exc:
         raise TlsError(f"{path}: a certificate already exists") from exc
     except OSError as exc:
         raise TlsError(f"{path}: cannot create certificate: {exc.strerror}") from exc
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def load_certificate(path: Path, key: SigningKey) -> bytes:
