@@ -49,7 +49,13 @@ PARAM_LIMITS: dict[str, tuple[int, int]] = {
     "max_block_entries": (1, 100_000),
     "max_entry_bytes": (256, 1_048_576),
     "entry_window_ms": (1_000, 86_400_000),
+    # At most an hour: the heartbeat is what keeps a verifier's --max-age check passable.
+    "empty_block_interval_ms": (1, 3_600_000),
 }
+# The parameters DESIGN §4 lists, which every genesis document states; the others are
+# written only when they differ from their defaults, so a document that leaves them out
+# stays what DESIGN describes (docs/protocol.md).
+CORE_PARAMS = ("block_interval_ms", "max_block_entries", "max_entry_bytes", "entry_window_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,9 @@ class Params:
     max_block_entries: int = 5000
     max_entry_bytes: int = 16384
     entry_window_ms: int = 600_000
+    # With nothing pending, validators hold a height's round 0 this long after the last
+    # block's time: an idle network makes one heartbeat block a minute, not two a second.
+    empty_block_interval_ms: int = 60_000
 
     @classmethod
     def from_json(cls, obj: object) -> Params:
@@ -226,13 +235,22 @@ class Genesis:
         doc: dict[str, Any] = {
             "chain_id": chain_id,
             "genesis_time": genesis_time,
-            "params": {name: getattr(params or Params(), name) for name in PARAM_LIMITS},
+            "params": _params_json(params or Params()),
             "members": [m.to_json() for m in members],
         }
         return cls.from_document(doc)
 
     def to_json_bytes(self) -> bytes:
         return (json.dumps(self.document, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _params_json(params: Params) -> dict[str, int]:
+    default = Params()
+    return {
+        name: getattr(params, name)
+        for name in PARAM_LIMITS
+        if name in CORE_PARAMS or getattr(params, name) != getattr(default, name)
+    }
 
 
 def _no_float(text: str) -> object:

@@ -53,7 +53,8 @@ sys.path.insert(0, str(ROOT))
 SCRIPT = Path(sys.executable).parent / "customs-node"
 CHAIN_ID = "customs-chaos-1"
 CODES = ("CN", "NL", "DE", "SG", "US", "JP", "KR", "FR", "GB", "IN", "BR", "ZA")
-PARAMS = {"block_interval_ms": 300}
+# A one-second heartbeat: the campaign judges liveness by heights, busy or idle.
+PARAMS = {"block_interval_ms": 300, "empty_block_interval_ms": 1000}
 SETTINGS = {
     "timeouts.propose_ms": 600,
     "timeouts.propose_delta_ms": 200,

@@ -1,9 +1,10 @@
 """The HTTP API and peer port of a real ``customs-node run`` process: auth, bad input, limits.
 
-One node process serves the whole module: CN is the only validator (a dev network) and
-DE a member that never runs, so the peer tests can claim a real member id. The block
-interval is an hour, so after height 1 nothing leaves the mempool while the tests run and
-every limit can be hit exactly.
+One node process serves the whole module: CN, with DE a member that never runs, so the
+peer tests can claim a real member id. NL, the other validator, runs only until height 1
+is committed: after that CN hears no quorum, so nothing leaves its mempool while the tests
+run and every limit can be hit exactly (an idle chain would otherwise commit the first
+entry at once).
 """
 
 from __future__ import annotations
@@ -56,10 +57,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     max_entry_bytes = len(cert_entry(SigningKey.generate(), holder_len=HOLDER_AT_LIMIT).wire_bytes)
     with Cluster(
         tmp_path_factory.mktemp("api"),
-        ["CN", "DE"],
-        validators=["CN"],
+        ["CN", "DE", "NL"],
+        validators=["CN", "NL"],
         chain_id=CHAIN,
-        params={"block_interval_ms": 3_600_000, "max_entry_bytes": max_entry_bytes},
+        params={
+            "block_interval_ms": 3_600_000,
+            "empty_block_interval_ms": 3_600_000,  # no heartbeat at height 2 before NL stops
+            "max_entry_bytes": max_entry_bytes,
+        },
         settings={
             "max_request_bytes": MAX_REQUEST_BYTES,
             "max_entries_per_request": MAX_ENTRIES_PER_REQUEST,
@@ -71,7 +76,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         },
     ) as running:
         running.start("CN")
-        running.wait_height(1, ["CN"])
+        running.start("NL")
+        running.wait_height(1, ["CN", "NL"])
+        running.stop("NL")
         yield running
 
 
@@ -107,8 +114,9 @@ def test_status_and_metrics(node: NodeProcess, cluster: Cluster) -> None:
     status = node.status()
     assert status is not None
     assert status["chain_id"] == CHAIN and status["genesis_hash"] == cluster.genesis.hash_hex
-    assert status["validators"] == ["CN"] and status["height"] >= 1
-    assert [p["id"] for p in status["peers"]] == ["DE"] and not status["peers"][0]["connected"]
+    assert status["validators"] == ["CN", "NL"] and status["height"] == 1
+    assert [p["id"] for p in status["peers"]] == ["DE", "NL"]
+    assert not any(p["connected"] for p in status["peers"])
     metrics = node.get("/metrics")
     assert metrics.status == 200
     assert b"customs_height " in metrics.body and b"customs_mempool_entries" in metrics.body
@@ -482,7 +490,7 @@ def test_head_and_header_answers_verify_against_genesis(
     assert head_reply.status == 200
     assert head_reply.headers["Content-Type"].startswith("application/msgpack")
     head = verify_signed_header(head_reply.body, cluster.genesis)
-    assert head.height >= 1 and head.signers == ("CN",)
+    assert head.height == 1 and head.signers == ("CN", "NL")
     first = verify_signed_header(node.get("/v1/headers/1").body, cluster.genesis, height=1)
     assert first.height == 1
     error(node.get("/v1/headers/999999"), 404, "not_found")
@@ -586,5 +594,6 @@ def test_genesis_exact_bytes_health_and_readiness(node: NodeProcess, cluster: Cl
     assert reply.body == (node.root / "genesis.json").read_bytes()
     assert Genesis.from_json_bytes(reply.body).hash_hex == cluster.genesis.hash_hex
     assert node.get("/healthz").json() == {"status": "ok"}
-    # The only validator hears a quorum (itself) and is not syncing.
-    assert node.get("/readyz").json() == {"status": "ready"}
+    # With NL stopped, CN hears one validator of the two a quorum needs.
+    message = error(node.get("/readyz"), 503, "not_ready")
+    assert "quorum" in message

@@ -33,6 +33,7 @@ from node.consensus import (
     ValidityVerdict,
     ValueToPropose,
     VoteReceived,
+    Wake,
     drive,
     sign_proposal,
     sign_vote,
@@ -591,3 +592,74 @@ def test_blocks_in_play_are_this_and_earlier_rounds_proposals_and_the_lock() -> 
     assert core.blocks_in_play() == {A}
     lock_on(core, 0, A)
     assert core.locked_value == A and core.blocks_in_play() == {A}
+
+
+# ---- held heights (StartHeight.hold, genesis empty_block_interval_ms) ---------------
+
+
+def held(me: str = "CN", height: int = 1) -> tuple[ConsensusCore, Output]:
+    core = ConsensusCore(CHAIN_ID, me, member_key(me))
+    return core, core.step(StartHeight(height, VALS, hold=True))
+
+
+def test_a_held_height_asks_for_nothing_and_arms_nothing() -> None:
+    for me in ("CN", "DE"):  # a follower, and the round-0 proposer
+        core, out = held(me)
+        assert core.waiting and (core.height, core.round) == (1, 0)
+        assert out.timeouts == [] and out.propose_requests == [] and out.send == []
+        assert core.gossip_messages() == []
+
+
+def test_wake_starts_round_0_as_an_unheld_start_would() -> None:
+    follower, _ = held("CN")
+    out = follower.step(Wake(1))
+    assert not follower.waiting
+    assert [t.timeout for t in out.timeouts] == [Timeout("propose", 1, 0)]
+    proposer, _ = held("DE")
+    assert proposer.step(Wake(1)).propose_requests == [ProposeRequest(1, 0)]
+
+
+def test_wake_for_another_height_or_a_second_wake_changes_nothing() -> None:
+    core, _ = held("CN", height=2)
+    assert core.step(Wake(1)).timeouts == [] and core.waiting
+    core.step(Wake(2))
+    assert core.step(Wake(2)).timeouts == []
+
+
+def test_a_validators_signed_message_wakes_a_held_height_and_counts() -> None:
+    core, _ = held("CN")
+    out = feed(core, proposal(0, A))
+    assert not core.waiting
+    assert Timeout("propose", 1, 0) in [t.timeout for t in out.timeouts]
+    assert out.validity_checks == [ValidityRequest(1, A)]
+    core2, _ = held("CN")
+    out2 = feed(core2, vote(PREVOTE, 0, None, "NL"))
+    assert not core2.waiting and [t.timeout for t in out2.timeouts] == [Timeout("propose", 1, 0)]
+
+
+def test_a_forged_or_outsiders_message_does_not_wake_a_held_height() -> None:
+    core, _ = held("CN")
+    forged = sign_vote(member_key("XX"), CHAIN_ID, "NL", Vote(PREVOTE, 1, 0, None))
+    out = feed(core, VoteReceived(forged), vote(PREVOTE, 0, None, "XX"))
+    assert core.waiting and out.timeouts == []
+    assert out.dropped == {"bad_signature": 1, "non_validator": 1}
+
+
+def test_a_held_height_still_decides_on_a_peers_commit() -> None:
+    core, _ = held("CN")
+    signatures = [
+        (by, sign_vote(member_key(by), CHAIN_ID, by, Vote(PRECOMMIT, 1, 0, A)).sig)
+        for by in ("DE", "NL", "US")
+    ]
+    out = feed(core, CommitLearned(Commit(1, 0, A, tuple(signatures))))
+    assert [d.block for d in out.decided] == [A]
+
+
+def test_a_restored_signing_record_overrides_the_hold() -> None:
+    core, _ = start("CN")
+    feed(core, proposal(0, A), ValidityVerdict(1, A, True))
+    record = core.signing_state
+    assert record is not None and record.height == 1
+    again = ConsensusCore(CHAIN_ID, "CN", member_key("CN"), restored=record)
+    out = again.step(StartHeight(1, VALS, hold=True))
+    assert not again.waiting and sent_votes(out, PREVOTE) == [A]

@@ -11,7 +11,7 @@ import pytest
 
 from ledger.codec import encode
 from ledger.errors import GenesisError
-from ledger.genesis import Genesis, Params
+from ledger.genesis import CORE_PARAMS, Genesis, Params
 from node.daemon.key_files import load_genesis
 from tests.factories import make_genesis, make_member, member_key
 
@@ -68,6 +68,27 @@ def test_params_default_and_bounds() -> None:
     doc["params"] = {"max_entry_bytes": 10}
     with pytest.raises(GenesisError, match=r"params\.max_entry_bytes"):
         Genesis.from_document(doc)
+
+
+def test_the_heartbeat_defaults_to_a_minute_and_is_bounded_to_an_hour() -> None:
+    doc = _doc()
+    assert "empty_block_interval_ms" not in doc["params"]  # DESIGN's four, and no more
+    assert Genesis.from_document(doc).params.empty_block_interval_ms == 60_000
+    doc["params"]["empty_block_interval_ms"] = 5_000
+    assert Genesis.from_document(doc).params.empty_block_interval_ms == 5_000
+    for bad in (0, 3_600_001, "60s"):
+        doc["params"]["empty_block_interval_ms"] = bad
+        with pytest.raises(GenesisError, match=r"params\.empty_block_interval_ms"):
+            Genesis.from_document(doc)
+
+
+def test_build_writes_a_parameter_beyond_designs_four_only_when_it_is_not_the_default() -> None:
+    members = [make_member("CN", ["CN"])]
+    plain = Genesis.build("c-1", 1, members, Params())
+    assert sorted(plain.document["params"]) == sorted(CORE_PARAMS)
+    tuned = Genesis.build("c-1", 1, members, Params(empty_block_interval_ms=1_000))
+    assert tuned.document["params"]["empty_block_interval_ms"] == 1_000
+    assert Genesis.from_document(dict(tuned.document)).params == tuned.params
 
 
 @pytest.mark.parametrize(

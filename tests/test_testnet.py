@@ -215,8 +215,9 @@ def test_the_written_demo_network_starts_and_commits_blocks(tmp_path: Path) -> N
     net = tmp_path / "net"
     args = ["testnet", "--dir", str(net), "--members", str(demo_file(tmp_path))]
     fast = [f"--set=timeouts.{key}={value}" for key, value in FAST_TIMEOUTS.items()]
+    heartbeat = ["--param", "empty_block_interval_ms=300"]  # an idle chain's blocks, soon
     done = subprocess.run(
-        [str(SCRIPT), *args, "--param", "block_interval_ms=150", *fast],
+        [str(SCRIPT), *args, "--param", "block_interval_ms=150", *heartbeat, *fast],
         capture_output=True,
         text=True,
         timeout=60,

@@ -23,6 +23,7 @@ from node.consensus.events import (
     ValidityVerdict,
     ValueToPropose,
     VoteReceived,
+    Wake,
 )
 from node.consensus.evidence import Equivocation, EvidenceError
 from node.consensus.messages import (
@@ -65,6 +66,7 @@ __all__ = [
     "ValueToPropose",
     "VerifyCache",
     "VoteReceived",
+    "Wake",
     "decode_message",
     "drive",
     "sign_proposal",

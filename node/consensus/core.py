@@ -16,7 +16,13 @@ Departures from the paper, each for a reason:
   says whether the proposal was seen, so the host knows whether to fetch the block;
 - a verified commit from a peer (``CommitLearned``) decides the same way;
 - after deciding, the core waits for the host's ``StartHeight`` (it needs the next
-  validator set) and buffers a bounded number of next-height messages meanwhile.
+  validator set) and buffers a bounded number of next-height messages meanwhile;
+- a height can start held (``StartHeight.hold``): round 0 begins only on the host's
+  ``Wake`` or on the first validly signed proposal or vote for the height from a
+  validator. Starting a round late is a delay the paper's model already allows (the
+  process is merely slow), so safety is untouched; liveness holds because any correct
+  validator that wakes sends a signed message within its propose timeout, which wakes the
+  rest. It lets an idle network make no blocks between heartbeats.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from node.consensus.events import (
     ValidityVerdict,
     ValueToPropose,
     VoteReceived,
+    Wake,
 )
 from node.consensus.evidence import Equivocation
 from node.consensus.messages import (
@@ -104,6 +111,8 @@ class ConsensusCore:
         self.round = 0
         self.phase = PROPOSE
         self.decided = False
+        # Held before round 0 of this height (StartHeight.hold): nothing armed, nothing asked.
+        self.waiting = False
         self._future: list[Message] = []
         self._out = Output()
         self._reset_height_state()
@@ -142,7 +151,7 @@ class ConsensusCore:
         proposal's pol_round points to). The paper's liveness argument assumes this
         relaying: what one correct process receives, every correct one eventually does.
         """
-        if self._votes is None or self.decided:
+        if self._votes is None or self.decided or self.waiting:
             return []
         relay: list[Message] = list(self._proposals.get(self.round, {}).values())
         for round_ in range(max(0, self.round - 1), self.round + 1):
@@ -200,7 +209,7 @@ class ConsensusCore:
         """Apply one input; return what the host must persist, send, apply and arm."""
         self._out = out = Output()
         self._dispatch(event)
-        if self.validators is not None and not self.decided:
+        if self.validators is not None and not self.decided and not self.waiting:
             self._run_rules()
         self._persist_locks()
         self._out = Output()
@@ -222,6 +231,9 @@ class ConsensusCore:
             self._on_commit(event.commit)
         elif isinstance(event, StartHeight):
             self._on_start_height(event)
+        elif isinstance(event, Wake):
+            if event.height == self.height:
+                self._wake()
         else:  # pragma: no cover - the Input union is closed
             raise InputError(f"unknown input {type(event).__name__}")
 
@@ -231,11 +243,13 @@ class ConsensusCore:
         if event.height <= self.height:
             raise InputError(f"start of height {event.height} at height {self.height}")
         self.validators, self.last_commit = event.validators, event.last_commit
-        self.height, self.decided = event.height, False
+        self.height, self.decided, self.waiting = event.height, False, False
         self._reset_height_state()
         record = self._signing
         if record is not None and record.height == self.height:
-            self._restore(record)
+            self._restore(record)  # signed here already: acting, whatever the host's hold
+        elif event.hold:
+            self.waiting, self.round, self.phase = True, 0, PROPOSE
         else:
             self._start_round(0)
         buffered, self._future = self._future, []
@@ -271,6 +285,12 @@ class ConsensusCore:
                 self._on_proposal(message)
         if self.phase == PROPOSE:
             self._arm(PROPOSE_TIMEOUT)
+
+    def _wake(self) -> None:
+        """End the hold: round 0 starts as it would have at StartHeight."""
+        if self.waiting and not self.decided:
+            self.waiting = False
+            self._start_round(0)
 
     def _start_round(self, round_: int) -> None:
         """StartRound (lines 10-21)."""
@@ -388,6 +408,7 @@ class ConsensusCore:
         if not self._cache.verify(self.validators, self.chain_id, message):
             self._out.drop("bad_signature")
             return
+        self._wake()
         self._store_proposal(message)
 
     def _store_proposal(self, message: SignedProposal) -> None:
@@ -412,6 +433,7 @@ class ConsensusCore:
         if not self._cache.verify(self.validators, self.chain_id, message):
             self._out.drop("bad_signature")
             return
+        self._wake()
         self._store_vote(message)
 
     def _store_vote(self, message: SignedVote) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "ValidityVerdict",
     "ValueToPropose",
     "VoteReceived",
+    "Wake",
 ]
 
 PROPOSE_TIMEOUT = "propose"
@@ -82,9 +83,15 @@ class TimeoutConfig:
 
 @dataclass(frozen=True, slots=True)
 class StartHeight:
+    """Start ``height``. With ``hold`` the core waits before round 0 (no proposal asked
+    for, no timer armed) until a ``Wake`` or a validator's signed message for the height:
+    the host holds an idle height, one with nothing to record before the heartbeat is due
+    (the genesis ``empty_block_interval_ms``, docs/protocol.md)."""
+
     height: int
     validators: ValidatorSet
     last_commit: Commit | None = None
+    hold: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +128,16 @@ class CommitLearned:
     commit: Commit
 
 
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Begin the held round 0 of ``height``: entries are pending, or the heartbeat is due."""
+
+    height: int
+
+
 Input = (
     StartHeight
+    | Wake
     | ProposalReceived
     | VoteReceived
     | TimeoutFired

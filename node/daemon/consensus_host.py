@@ -44,6 +44,7 @@ from node.consensus import (
     ValidityVerdict,
     ValueToPropose,
     VoteReceived,
+    Wake,
     decode_message,
     drive,
 )
@@ -107,6 +108,10 @@ class ConsensusHost:
         self.awaiting_block: set[bytes] = set()
         self.timers: dict[Timeout, TimerHandle] = {}
         self.propose_timer: TimerHandle | None = None
+        self.heartbeat_timer: TimerHandle | None = None
+        # The last height that started held (idle): its proposer does not wait out
+        # block_interval_ms, which batches entries only while they keep arriving.
+        self.idle_height = 0
         self.last_progress = time.monotonic()
         # True while ``apply`` commits a decision: the driver then starts the next height
         # from apply's answer, so the commit notice must not start it a second time.
@@ -133,10 +138,17 @@ class ConsensusHost:
         self.timers.clear()
         if self.propose_timer is not None:
             self.propose_timer.cancel()
+        if self.heartbeat_timer is not None:
+            self.heartbeat_timer.cancel()
 
     def start(self) -> None:
         chain = self.chain
-        self.feed(StartHeight(chain.height + 1, self.genesis.validators, chain.head_commit()))
+        self.feed(self._next_height(chain.height + 1, chain.head_commit()))
+
+    def entries_pending(self) -> None:
+        """The pool took entries (API or relay): a held height starts now."""
+        if self.core.waiting and len(self.chain.mempool):
+            self.feed(Wake(self.core.height))
 
     def on_chain_commit(self, done: Committed) -> None:
         """A block was stored (Chain.subscribe): drop what its height held, move on."""
@@ -144,7 +156,7 @@ class ConsensusHost:
         self._new_height_cleanup()
         if self._applying or self.core.height > height:
             return
-        self.feed(StartHeight(height + 1, self.genesis.validators, done.commit))
+        self.feed(self._next_height(height + 1, done.commit))
 
     # ---- Host protocol ---------------------------------------------------------------
 
@@ -174,7 +186,7 @@ class ConsensusHost:
         return True
 
     def apply(self, decision: Decision) -> StartHeight | None:
-        chain, validators = self.chain, self.genesis.validators
+        chain = self.chain
         entry = self.blocks.get(decision.block)
         if entry is None:
             # Decided on precommits without the proposal: fetch the block from peers.
@@ -185,7 +197,7 @@ class ConsensusHost:
         if chain.holds(block):
             # Not reachable while every commit's notice moves the core on; should it be,
             # the block is ours already (holds raised if not) and the core follows the head.
-            return StartHeight(chain.height + 1, validators, chain.head_commit())
+            return self._next_height(chain.height + 1, chain.head_commit())
         signing = self._signing()
         extra = {SIGNING_STATE_KEY: signing} if signing is not None else None
         staged = self.staged.get(decision.block)
@@ -199,7 +211,7 @@ class ConsensusHost:
             raise RuntimeError(f"cannot apply decided block {decision.height}: {exc}") from exc
         finally:
             self._applying = False
-        return StartHeight(decision.height + 1, validators, decision.commit)
+        return self._next_height(decision.height + 1, decision.commit)
 
     def arm(self, request: TimeoutRequest) -> None:
         old = self.timers.pop(request.timeout, None)
@@ -227,7 +239,7 @@ class ConsensusHost:
         head = chain.head_header()
         interval = self.genesis.params.block_interval_ms
         due = (head.time + interval) if head else self.genesis.genesis_time
-        wait_ms = due - now_ms()
+        wait_ms = 0 if request.height == self.idle_height else due - now_ms()
         if wait_ms > 0:
             self._schedule_propose(request, wait_ms)
             return None
@@ -343,7 +355,8 @@ class ConsensusHost:
 
     def _where(self) -> str:
         core = self.core
-        return f"h{core.height}/r{core.round}/p{core.phase}{'/decided' if core.decided else ''}"
+        state = "/decided" if core.decided else "/held" if core.waiting else ""
+        return f"h{core.height}/r{core.round}/p{core.phase}{state}"
 
     def _broadcast(self, message: Message) -> None:
         framed = self._payload(message)
@@ -365,6 +378,32 @@ class ConsensusHost:
         self.timers.pop(timeout, None)
         self.metrics.timeouts.labels(timeout.kind).inc()
         self.feed(TimeoutFired(timeout))
+
+    def _next_height(self, height: int, last_commit: Commit | None) -> StartHeight:
+        """The next height to start, held while the chain is idle: nothing pending and
+        the heartbeat (genesis ``empty_block_interval_ms`` after the head's time) not yet
+        due. Every validator computes the same due time from the same head."""
+        head = self.chain.head_header()
+        hold = False
+        if head is not None and not len(self.chain.mempool):
+            wait_ms = head.time + self.genesis.params.empty_block_interval_ms - now_ms()
+            if wait_ms > 0:
+                hold = True
+                self.idle_height = height
+                self._arm_heartbeat(height, wait_ms)
+        return StartHeight(height, self.genesis.validators, last_commit, hold)
+
+    def _arm_heartbeat(self, height: int, wait_ms: int) -> None:
+        if self.heartbeat_timer is not None:
+            self.heartbeat_timer.cancel()
+
+        def due() -> None:
+            self.heartbeat_timer = None
+            if self.core.height == height and self.core.waiting:
+                log.debug("heartbeat due at height %d", height, extra={"height": height})
+                self.feed(Wake(height))
+
+        self.heartbeat_timer = self.clock.call_later(wait_ms / 1000, due)
 
     def _schedule_propose(self, request: ProposeRequest, wait_ms: int) -> None:
         if self.propose_timer is not None:
@@ -424,6 +463,9 @@ class ConsensusHost:
         if self.propose_timer is not None:
             self.propose_timer.cancel()
             self.propose_timer = None
+        if self.heartbeat_timer is not None:
+            self.heartbeat_timer.cancel()
+            self.heartbeat_timer = None
         height = self.chain.height
         for block_hash in [h for h, (b, _) in self.blocks.items() if b.header.height <= height]:
             del self.blocks[block_hash]

@@ -373,6 +373,7 @@ class Node:
             return
         for code in self.chain.admit_relayed(wires, now_ms=now_ms()):
             self.metrics.entries_rejected.labels(code).inc()
+        self.host.entries_pending()
 
     def _on_commit(self, peer: str, payload: bytes) -> None:
         try:
@@ -385,6 +386,7 @@ class Node:
 
     def _gossip_entries(self, entries: Sequence[SignedEntry]) -> None:
         self._outbox.extend(e.wire_bytes for e in entries)
+        self.host.entries_pending()
 
     async def _flush_entries(self) -> None:
         while True:

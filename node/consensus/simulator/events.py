@@ -3,7 +3,8 @@
 Each event is plain data; ``Simulation`` handles them in one ``match`` over ``Event``.
 Three of them travel the simulated network (``Hop``): a consensus message, a node's
 height, and the commits that answer it. The rest are a node's own timers and the fault
-plan's crashes, restarts and the heal.
+plan's crashes, restarts and the heal, and the workload: entries reaching nodes, which
+end an idle height's hold before its heartbeat does.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ __all__ = [
     "CommitsSent",
     "Crash",
     "Delivery",
+    "EntryArrives",
     "Event",
     "GossipDue",
     "Heal",
+    "HeartbeatDue",
     "Hop",
     "Restart",
     "Schedule",
@@ -73,6 +76,22 @@ class GossipDue:
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatDue:
+    """The end of ``member``'s hold of an idle ``height`` (armed in process ``epoch``)."""
+
+    member: str
+    epoch: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryArrives:
+    """An entry reaches ``member``'s pool (from a client, or relayed by a peer)."""
+
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
 class Crash:
     """The fault plan kills ``member``; a torn crash strikes inside its next output."""
 
@@ -91,7 +110,18 @@ class Heal:
 
 
 Hop = Delivery | StatusSent | CommitsSent
-Event = Delivery | StatusSent | CommitsSent | TimerDue | GossipDue | Crash | Restart | Heal
+Event = (
+    Delivery
+    | StatusSent
+    | CommitsSent
+    | TimerDue
+    | GossipDue
+    | HeartbeatDue
+    | EntryArrives
+    | Crash
+    | Restart
+    | Heal
+)
 
 
 class Schedule:

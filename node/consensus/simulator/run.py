@@ -1,6 +1,11 @@
 """One run: the honest nodes' hosts (``SimNode``) around the real cores, the adversaries,
 the network and the checks, stepped through the scheduled events until every honest node
-has decided every height or the deadline passes."""
+has decided every height or the deadline passes.
+
+Like the daemon, a host starts a height held when its pool is empty (``StartHeight.hold``)
+and wakes it when an entry arrives or its heartbeat is due; the run's workload sends
+entries to random subsets of the honest nodes at random times, so some heights start on
+an entry at one node only, some on the heartbeat, some on a peer's message."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import assert_never
 
+from ledger.block import Commit
 from ledger.genesis import ValidatorSet
 from node.consensus.core import ConsensusCore
 from node.consensus.driver import drive
@@ -25,6 +31,7 @@ from node.consensus.events import (
     TimeoutRequest,
     ValidityRequest,
     VoteReceived,
+    Wake,
 )
 from node.consensus.messages import Message, SignedProposal, VerifyCache
 from node.consensus.signing_state import SigningState
@@ -33,9 +40,11 @@ from node.consensus.simulator.events import (
     CommitsSent,
     Crash,
     Delivery,
+    EntryArrives,
     Event,
     GossipDue,
     Heal,
+    HeartbeatDue,
     Restart,
     Schedule,
     StatusSent,
@@ -48,6 +57,8 @@ from node.consensus.simulator.world import CHAIN_ID, Blocks, member_ids, member_
 __all__ = ["RunResult", "SimConfig", "SimNode", "Simulation", "SimulationError", "run_seed"]
 
 GOSSIP_MS = 1000
+# The simulated empty_block_interval_ms: an idle height's hold, timed from its start.
+HEARTBEAT_MS = 5000
 CATCH_UP_BATCH = 16
 
 
@@ -110,6 +121,7 @@ class SimNode:
         self.epoch = 0
         self.last_position: tuple[int, int, int] = (0, 0, 0)
         self.torn = False  # die at the next send, after that output's persist
+        self.pending = False  # entries in the pool (lost with the process)
 
     @property
     def done(self) -> bool:
@@ -122,11 +134,29 @@ class SimNode:
             CHAIN_ID, self.id, self.key, cache=self.sim.cache, restored=restored
         )
         last = self.chain[-1].commit if self.chain else None
-        self.feed(StartHeight(len(self.chain) + 1, self.sim.validators, last))
+        self.feed(self.next_height(len(self.chain) + 1, last))
         self.sim.schedule.after(GOSSIP_MS, GossipDue(self.id, self.epoch))
+
+    def next_height(self, height: int, last: Commit | None) -> StartHeight:
+        """Held while the pool is empty, until an entry or the heartbeat wakes it."""
+        hold = not self.pending
+        if hold:
+            self.sim.schedule.after(HEARTBEAT_MS, HeartbeatDue(self.id, self.epoch, height))
+        return StartHeight(height, self.sim.validators, last, hold)
+
+    def wake(self, height: int) -> None:
+        if self.core is not None and self.core.waiting and self.core.height == height:
+            self.feed(Wake(height))
+
+    def entry_arrives(self) -> None:
+        if self.core is None:
+            return
+        self.pending = True
+        self.wake(self.core.height)
 
     def crash(self) -> None:
         self.torn = False
+        self.pending = False
         self.core = None
         self.epoch += 1  # timers armed before the crash die with the process
 
@@ -158,9 +188,10 @@ class SimNode:
             return None
         self.chain.append(decision)
         self.sim.checks.decided(self.id, decision)
+        self.pending = False  # the block took what the pool held
         if self.done:
             return None
-        return StartHeight(decision.height + 1, self.sim.validators, decision.commit)
+        return self.next_height(decision.height + 1, decision.commit)
 
     def arm(self, request: TimeoutRequest) -> None:
         self.sim.schedule.after(request.after_ms, TimerDue(self.id, self.epoch, request.timeout))
@@ -238,13 +269,28 @@ class Simulation:
             self.result.failure, self.result.detail = check, detail
 
     def deadline_ms(self) -> int:
-        return self.plan.heal_at_ms + 60_000 + 15_000 * self.config.heights
+        # Every height may wait out a heartbeat on top of its consensus time.
+        return self.plan.heal_at_ms + 60_000 + (15_000 + HEARTBEAT_MS) * self.config.heights
+
+    def _schedule_workload(self) -> None:
+        """One entry per height on average, at random times over the heartbeats the run
+        would take if idle, each reaching a random subset of the honest nodes."""
+        honest = sorted(self.nodes)
+        if not honest:
+            return
+        span = HEARTBEAT_MS * self.config.heights
+        for _ in range(self.config.heights):
+            at = self.rng.randrange(span)
+            reached = [m for m in honest if self.rng.random() < 0.5] or [self.rng.choice(honest)]
+            for member in reached:
+                self.schedule.at(at + self.rng.randrange(50), EntryArrives(member))
 
     def run(self) -> RunResult:
         for at, back, member, torn in self.plan.crashes:
             self.schedule.at(at, Crash(member, torn))
             self.schedule.at(back, Restart(member))
         self.schedule.at(self.plan.heal_at_ms, Heal())
+        self._schedule_workload()
         for node in self.nodes.values():
             node.boot()
         for adversary in self.adversaries.values():
@@ -271,6 +317,12 @@ class Simulation:
                 node = self.nodes[event.member]
                 if node.epoch == event.epoch:
                     node.gossip()
+            case HeartbeatDue():
+                node = self.nodes[event.member]
+                if node.epoch == event.epoch:
+                    node.wake(event.height)
+            case EntryArrives():
+                self.nodes[event.member].entry_arrives()
             case StatusSent():
                 self._answer_status(event)
             case CommitsSent():
