@@ -1,9 +1,12 @@
 """Benchmarks: ``python scripts/bench.py core [--json]`` (one process: ledger, state map,
-contracts) and ``python scripts/bench.py network [--validators 4,7,10] ...`` (validators
-as real processes; see ``bench_network.py`` for its options).
+contracts), ``python scripts/bench.py network [--validators 4,7,10] ...`` (validators
+as real processes; see ``bench_network.py`` for its options) and ``python
+scripts/bench.py idle [--seconds 120] ...`` (what a network left idle costs; see
+``bench_idle.py``).
 
 A section is a list of figure modules in ``scripts/``. Each module exposes
-``measure(results: dict[str, float]) -> None`` and may expose ``TARGETS``: figure name ->
+``measure(results: dict[str, float]) -> None``, may expose ``NOTES`` (lines printed with
+the figures, filled by ``measure``) and may expose ``TARGETS``: figure name ->
 ``(op, value)`` for an absolute target or ``(op, factor, other_figure)`` for one relative
 to another figure of the same run, ``op`` being ``">="`` or ``"<="``. A module that is
 not there yet is skipped with a note, so sections can grow one module at a time.
@@ -25,6 +28,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "core": ("bench_ledger", "bench_state", "bench_contracts"),
     "network": ("bench_network",),
     "client": ("bench_client",),
+    "idle": ("bench_idle",),
 }
 
 Target = tuple[str, float] | tuple[str, float, str]
@@ -55,6 +59,7 @@ def run_section(
             module.configure(extra)
         module.measure(results)
         targets.update(getattr(module, "TARGETS", {}))
+        notes.extend(getattr(module, "NOTES", ()))
     from node import native  # after the path set-up above
 
     # Figures of a compiled hot path and of an interpreted one differ by a seventh.

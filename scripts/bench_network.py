@@ -1,8 +1,11 @@
 """Network figures: ``scripts/bench.py network [--validators N[,N...]] [--entries K]``
-``[--block-entries B] [--repeat R] [--tls off|on|both]`` (B = the genesis
-max_block_entries, default 5,000; R saturated runs per N, default 3; links and API in
-plaintext on loopback by default, ``on`` over TLS 1.3 with pinned certificates, ``both``
-each N plain and TLS in turns, run by run, in the same invocation).
+``[--block-entries B] [--repeat R] [--tls off|on|both] [--only all|saturation|single]``
+``[--single S] [--param KEY=VALUE ...]`` (B = the genesis max_block_entries, default
+5,000; R saturated runs per N, default 3; links and API in plaintext on loopback by
+default, ``on`` over TLS 1.3 with pinned certificates, ``both`` each N plain and TLS in
+turns, run by run, in the same invocation; ``--only`` one of the two parts below, both
+by default; S entries one at a time, default 200; ``--param`` a genesis parameter for
+every network started, over the bench's own, e.g. to compare a new one).
 
 For each validator count N, R times: starts N local validators as real ``customs-node
 run`` processes (tests/cluster.py) on a fresh ledger, pre-signs K realistic entries and
@@ -35,6 +38,16 @@ half that rate:
     net_<N>v_tls_share_ratio with ``both``: TLS ratio / plaintext ratio, each rate taken
                              against the ceiling measured around it, so a shared machine
                              slowing down between the two halves does not pass for TLS.
+    net_<N>v_single_p50_ms/_p99_ms/_mean_ms
+                             one entry at a time (a fresh network, S entries): each
+                             entry is posted only once the one before it is committed,
+                             round-robin over the nodes, each by the node's own
+                             administration; from just before its POST to the moment
+                             the node it was posted to sends it on its ``GET
+                             /v1/events`` stream (opened before the first POST, filtered
+                             to that node's author): what an official submitting one
+                             entry to a quiet network waits for;
+    net_<N>v_single_rejected entries of that part that did not commit (should be 0);
     ed25519_verify_per_s     bare ``cryptography`` Ed25519 verifies per second, one
                              process, best of five short rounds taken just before and
                              just after each saturated run; the highest over N's runs is
@@ -90,6 +103,8 @@ from tests.cluster import Cluster, NodeProcess
 TARGETS: dict[str, tuple[str, float] | tuple[str, float, str]] = {
     "net_4v_ratio": (">=", 0.5),
     "net_4v_half_p99_ms": ("<=", 1500.0),
+    "net_4v_single_p50_ms": ("<=", 100.0),
+    "net_4v_single_p99_ms": ("<=", 250.0),
 }
 
 # Administrations and a port in each (UN/LOCODE), in the order validators are added.
@@ -123,6 +138,8 @@ NODE_SETTINGS: dict[str, int | str] = {
 BLOCK_ENTRIES = Params().max_block_entries  # the genesis default
 BLOCK_INTERVAL_MS = 200
 CHAIN = "customs-bench-1"
+SINGLE_ENTRIES = 200
+SINGLE_TIMEOUT_S = 30.0  # one entry not committed by then counts as rejected
 
 
 @dataclass
@@ -132,6 +149,9 @@ class Options:
     block_entries: int = BLOCK_ENTRIES
     repeat: int = 3
     tls: str = "off"
+    only: str = "all"
+    single: int = SINGLE_ENTRIES
+    params: dict[str, int] = field(default_factory=dict)
 
 
 OPTIONS = Options()
@@ -147,6 +167,22 @@ def configure(argv: Sequence[str]) -> None:
     parser.add_argument(
         "--tls", choices=("off", "on", "both"), default="off", help="links and API over TLS"
     )
+    parser.add_argument(
+        "--only",
+        choices=("all", "saturation", "single"),
+        default="all",
+        help="saturation: the saturated and half-rate runs; single: one entry at a time",
+    )
+    parser.add_argument(
+        "--single", type=int, default=SINGLE_ENTRIES, help="entries posted one at a time"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="genesis parameter for every network (repeatable)",
+    )
     args = parser.parse_args(list(argv))
     OPTIONS.validators = [int(n) for n in args.validators.split(",")]
     if not all(1 <= n <= len(PORTS) for n in OPTIONS.validators):
@@ -157,6 +193,28 @@ def configure(argv: Sequence[str]) -> None:
         parser.error("--repeat must be at least 1")
     OPTIONS.repeat = args.repeat
     OPTIONS.tls = args.tls
+    OPTIONS.only = args.only
+    if args.single < 1:
+        parser.error("--single must be at least 1")
+    OPTIONS.single = args.single
+    try:
+        OPTIONS.params = parse_params(args.param)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def parse_params(items: Sequence[str]) -> dict[str, int]:
+    """``KEY=VALUE`` genesis parameters (all integers); ValueError naming a bad one.
+
+    Names are not checked here: ``customs-node testnet`` refuses an unknown one, so a
+    parameter added to genesis later works without touching the bench."""
+    params: dict[str, int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value.lstrip("-").isdigit():
+            raise ValueError(f"--param {item!r}: expected KEY=INTEGER")
+        params[key] = int(value)
+    return params
 
 
 # ---- the Ed25519 ceiling --------------------------------------------------------------
@@ -427,7 +485,11 @@ def ratio(rate: float, ceiling: float, n: int) -> float:
 
 
 def start_cluster(tmp: str, n: int, tls: bool = False) -> Cluster:
-    params = {"block_interval_ms": BLOCK_INTERVAL_MS, "max_block_entries": OPTIONS.block_entries}
+    params = {
+        "block_interval_ms": BLOCK_INTERVAL_MS,
+        "max_block_entries": OPTIONS.block_entries,
+        **OPTIONS.params,
+    }
     cluster = Cluster(
         Path(tmp),
         list(PORTS)[:n],
@@ -481,6 +543,152 @@ def bench_validators(
         report(n, tls, runs[tls], halves[tls], results)
 
 
+# ---- one entry at a time -----------------------------------------------------------------
+
+
+def presign_single(cluster: Cluster, count: int, run: str) -> list[tuple[str, SignedEntry]]:
+    """``count`` (member id, entry) pairs in posting order: round-robin over the members,
+    each member's entries whole shipments in their commit order."""
+    ids = list(cluster.nodes)
+    keys = {m: load_key(cluster[m].root / "node.key") for m in ids}
+    now = int(time.time() * 1000)
+    per_member = -(-count // len(ids))
+    own: dict[str, list[SignedEntry]] = {}
+    for k, member in enumerate(ids):
+        partner = ids[(k + 1) % len(ids)] if len(ids) > 1 else "DE"
+        own[member] = [
+            entry
+            for s in range(-(-per_member // 4))
+            for entry in shipment_entries(
+                cluster.chain_id, member, keys[member], partner, f"{run}{s:06d}", now
+            )
+        ]
+    return [(ids[i % len(ids)], own[ids[i % len(ids)]][i // len(ids)]) for i in range(count)]
+
+
+class EventWatch:
+    """One node's ``GET /v1/events`` stream, filtered to one author: the moment each
+    entry's event arrives, and a future per entry being waited for."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, asyncio.Future[float]] = {}
+        self.closed: str | None = None  # why the node ended the stream, if it did
+
+    async def open(self, session: aiohttp.ClientSession, node: NodeProcess) -> asyncio.Task[None]:
+        """Connect and return the reading task once the node has answered: from then
+        on every commit is on the stream (no ``from``: it starts at the log's end)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        url = f"{node.url}/v1/events?author={node.member_id}"
+        reply = await session.get(url, timeout=timeout)
+        if reply.status != 200:
+            text = await reply.text()
+            reply.release()
+            raise RuntimeError(f"{node.member_id} /v1/events: {reply.status} {text[:200]}")
+        # The node writes ``retry:`` right after fixing the stream's start position.
+        while not (line := await reply.content.readline()).startswith(b"retry:"):
+            if not line:
+                raise RuntimeError(f"{node.member_id} /v1/events ended before it began")
+        return asyncio.create_task(self._read(reply))
+
+    async def _read(self, reply: aiohttp.ClientResponse) -> None:
+        event = ""
+        try:
+            async for raw in reply.content:
+                line = raw.rstrip(b"\r\n")
+                if line.startswith(b"event:"):
+                    event = line[6:].strip().decode()
+                elif line.startswith(b"data:") and event == "entry":
+                    seen = time.monotonic()  # before parsing: the arrival is what counts
+                    waiter = self.waiting.pop(json.loads(line[5:])["id"], None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(seen)
+                elif line.startswith(b"data:") and event == "close":
+                    self.closed = line[5:].strip().decode()
+                elif not line:
+                    event = ""
+        finally:
+            reply.release()
+
+    def expect(self, entry_id: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiting[entry_id] = future
+        return future
+
+
+async def post_one(
+    session: aiohttp.ClientSession, node: NodeProcess, body: bytes
+) -> tuple[float, str | None]:
+    """POST one entry: (monotonic time just before sending, None or why it failed)."""
+    headers = {"Authorization": f"Bearer {node.token}", "Content-Type": "application/json"}
+    started = time.monotonic()
+    async with session.post(node.url + "/v1/entries", data=body, headers=headers) as reply:
+        if reply.status == 202:
+            return started, None
+        return started, f"{reply.status} {(await reply.text())[:200]}"
+
+
+async def drive_single(
+    cluster: Cluster, order: list[tuple[str, SignedEntry]]
+) -> tuple[list[float], list[str]]:
+    """Post ``order`` one entry at a time: (latencies in ms, failures)."""
+    bodies = [(m, e.id_hex, json.dumps(e.to_json()).encode()) for m, e in order]
+    connector = aiohttp.TCPConnector(limit=0, ssl=client_context() if cluster.tls else True)
+    timeout = aiohttp.ClientTimeout(total=60)
+    latencies: list[float] = []
+    failures: list[str] = []
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        watches = {m: EventWatch() for m in cluster.nodes}
+        readers = [await watches[m].open(session, cluster[m]) for m in cluster.nodes]
+        try:
+            for member_id, entry_id, body in bodies:
+                watch = watches[member_id]
+                committed = watch.expect(entry_id)  # before the POST: it may commit fast
+                started, failed = await post_one(session, cluster[member_id], body)
+                if failed is not None:
+                    failures.append(f"{member_id}: {failed}")
+                    watch.waiting.pop(entry_id, None)
+                    continue
+                try:
+                    async with asyncio.timeout(SINGLE_TIMEOUT_S):
+                        seen = await committed
+                except TimeoutError:
+                    failures.append(
+                        f"{member_id}: {entry_id[:12]} not committed within"
+                        f" {SINGLE_TIMEOUT_S:g} s (stream closed: {watch.closed})"
+                    )
+                    continue
+                latencies.append((seen - started) * 1000)
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+    return latencies, failures
+
+
+def bench_single(n: int, count: int, tls: bool, results: dict[str, float]) -> None:
+    """``count`` entries one at a time on a fresh network of ``n`` validators."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-net-") as tmp,
+        start_cluster(tmp, n, tls) as cluster,
+    ):
+        order = presign_single(cluster, count, "Q")
+        latencies, failures = asyncio.run(drive_single(cluster, order))
+    for failure in failures[:5]:
+        print(f"  one at a time: {failure}", file=sys.stderr, flush=True)
+    latencies.sort()
+    prefix = f"net_{n}v_" + ("tls_" if tls else "") + "single_"
+    results[prefix + "p50_ms"] = percentile(latencies, 0.50)
+    results[prefix + "p99_ms"] = percentile(latencies, 0.99)
+    results[prefix + "mean_ms"] = sum(latencies) / len(latencies) if latencies else float("nan")
+    results[prefix + "rejected"] = float(count - len(latencies))
+    print(
+        f"  {n} validators{' over TLS' if tls else ''}, {count} entries one at a time:"
+        f" p50 {results[prefix + 'p50_ms']:,.0f} ms, p99 {results[prefix + 'p99_ms']:,.0f} ms",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def report(
     n: int,
     tls: bool,
@@ -511,6 +719,11 @@ def measure(results: dict[str, float]) -> None:
     results["cores"] = float(os.cpu_count() or 1)
     for n in OPTIONS.validators:
         variants = {"off": (False,), "on": (True,), "both": (False, True)}[OPTIONS.tls]
+        if OPTIONS.only in ("all", "single"):
+            for over_tls in variants:
+                bench_single(n, OPTIONS.single, over_tls, results)
+        if OPTIONS.only == "single":
+            continue
         bench_validators(n, OPTIONS.entries, results, variants)
         if OPTIONS.tls == "both":
             plain, tls = f"net_{n}v_", f"net_{n}v_tls_"

@@ -1,4 +1,5 @@
-"""``scripts/bench.py network`` end to end, at a size that only checks it still works.
+"""``scripts/bench.py network`` and ``idle`` end to end, at a size that only checks they
+still work.
 
 The figures themselves are not judged here (speed is for the benchmark to report, not for
 tests to assert): only that a small run commits everything, reports every figure, and
@@ -32,6 +33,8 @@ def test_small_network_run_reports_consistent_figures() -> None:
             "48",
             "--repeat",
             "1",
+            "--single",
+            "6",
         ],
         capture_output=True,
         text=True,
@@ -55,3 +58,39 @@ def test_small_network_run_reports_consistent_figures() -> None:
     assert 0 < figures["net_2v_half_p50_ms"] <= figures["net_2v_half_p99_ms"]
     # Counted from /proc up to the drained pool: present, and finite on Linux.
     assert figures["net_2v_node_cpu_us"] > 0
+    # One entry at a time: each seen committed on its node's event stream.
+    assert figures["net_2v_single_rejected"] == 0
+    assert 0 < figures["net_2v_single_p50_ms"] <= figures["net_2v_single_p99_ms"]
+    assert figures["net_2v_single_mean_ms"] > 0
+
+
+def test_idle_run_reports_every_figure_and_the_compared_ratios() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "idle",
+            "--json",
+            *("--validators", "1", "--seconds", "2"),
+            "--compare",
+            "block_interval_ms=1000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = report["figures"]
+    assert native.describe() in report["notes"]
+    assert any("block_interval_ms=1000" in note for note in report["notes"])
+    for prefix in ("idle_", "idle_compare_"):
+        # An idle validator alone still makes empty blocks, under either interval.
+        assert figures[prefix + "blocks_per_hour"] > 0
+        assert figures[prefix + "cpu_s_per_hour"] > 0
+        # Finite, not necessarily positive: a LevelDB compaction may shrink the directory.
+        assert math.isfinite(figures[prefix + "disk_bytes_per_hour"])
+    for name in ("blocks_per_hour", "disk_bytes_per_hour", "cpu_s_per_hour"):
+        ratio = figures[f"idle_compare_{name}"] / figures[f"idle_{name}"]
+        assert math.isclose(figures[f"idle_compare_{name}_ratio"], ratio)
