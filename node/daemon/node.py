@@ -98,7 +98,7 @@ class _Live:
 
     @property
     def syncing(self) -> bool:
-        return self._node.sync.syncing
+        return self._node.sync.catching_up
 
     def peers(self) -> list[PeerStatus]:
         return self._node.peers.peers()
