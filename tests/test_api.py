@@ -10,9 +10,10 @@ entry at once).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -597,3 +598,94 @@ def test_genesis_exact_bytes_health_and_readiness(node: NodeProcess, cluster: Cl
     # With NL stopped, CN hears one validator of the two a quorum needs.
     message = error(node.get("/readyz"), 503, "not_ready")
     assert "quorum" in message
+
+
+def test_every_refusal_kind_is_counted_by_code_and_route(
+    node: NodeProcess, key: SigningKey, cluster: Cluster
+) -> None:
+    """Each kind of intake refusal moves its counter (route pattern, status, code), an
+    entry's rule code counts with the entries refused in blocks, and each refused entry
+    gets an info line."""
+    # The mempool full (the tests before fill it; run alone, this does).
+    while node.post("/v1/entries", cert_entry(key).to_json()).status == 202:
+        pass
+    forged = cert_entry(key).to_json()
+    forged["sig"] = "00" * 64
+    oversized = cert_entry(key, holder_len=HOLDER_AT_LIMIT + 1).to_json()
+    kinds: list[tuple[Callable[[], Any], str, int, str]] = [
+        # (request, route label, status, code)
+        (lambda: node.post("/v1/entries", forged), "/v1/entries", 400, "bad_signature"),
+        (lambda: node.post("/v1/entries", raw=b"{not json"), "/v1/entries", 400, "malformed"),
+        (
+            lambda: node.post("/v1/entries", raw=b" " * (2 * MAX_REQUEST_BYTES)),
+            "/v1/entries",
+            413,
+            "too_large",
+        ),
+        (lambda: node.post("/v1/entries", oversized), "/v1/entries", 400, "too_large"),
+        (
+            lambda: node.post("/v1/submit", {"kind": "cert.issue", "body": {}}),
+            "/v1/submit",
+            400,
+            "invalid_body",
+        ),
+        (
+            lambda: node.post("/v1/entries", cert_entry(key).to_json()),
+            "/v1/entries",
+            429,
+            "mempool_full",
+        ),
+        (
+            lambda: node.post("/v1/entries", forged, token="wrong"),
+            "/v1/entries",
+            401,
+            "unauthorized",
+        ),
+        (lambda: node.get("/v1/nothing"), "unmatched", 404, "not_found"),
+        (lambda: node.get("/v1/blocks/999999"), "/v1/blocks/{height}", 404, "not_found"),
+        (
+            lambda: http("DELETE", node.url + "/v1/status"),
+            "unmatched",
+            405,
+            "method_not_allowed",
+        ),
+    ]
+    series = sorted({(route, status, code) for _, route, status, code in kinds})
+    before = {s: _metric(node, _refusal(*s)) for s in series}
+    entry_codes = ["bad_signature", "malformed", "too_large", "invalid_body", "mempool_full"]
+    entries_before = {c: _metric(node, _rejected(c)) for c in entry_codes}
+    lines_before = _rejection_lines(node.log_text())
+    for request, _, status, code in kinds:
+        error(request(), status, code)
+
+    moved = {s: _metric(node, _refusal(*s)) - before[s] for s in series}
+    assert moved == dict.fromkeys(series, 1)
+    # The rule codes of DESIGN §9 only: a full mempool refuses no entry for what it is.
+    rejected = {c: _metric(node, _rejected(c)) - n for c, n in entries_before.items()}
+    assert rejected == {
+        "bad_signature": 1,
+        "malformed": 1,
+        "too_large": 2,
+        "invalid_body": 1,
+        "mempool_full": 0,
+    }
+    # One info line per refused entry, 5 here; the tests before refused many in the last
+    # 10 s, so some may be in the summary line the node writes when those 10 s are over.
+    cluster.wait_until(
+        lambda: _rejection_lines(node.log_text()) - lines_before >= 5,
+        what="a line per refused entry",
+    )
+
+
+def _rejection_lines(log: str) -> int:
+    """Refused entries the log accounts for: a line each, or a count in a summary."""
+    summarized = re.findall(r"… and (\d+) more rejected entr", log)
+    return log.count("rejected (api): ") + sum(int(n) for n in summarized)
+
+
+def _refusal(route: str, status: int, code: str) -> str:
+    return f'customs_api_refusals_total{{code="{code}",route="{route}",status="{status}"}}'
+
+
+def _rejected(code: str) -> str:
+    return f'customs_entries_rejected_total{{code="{code}"}}'

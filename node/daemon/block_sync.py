@@ -158,6 +158,14 @@ class Syncer:
             del self._unannounced[peer_id]
         return False
 
+    @property
+    def catching_up(self) -> bool:
+        """Fetching, or known to be more than a block behind a trusted peer: the peers'
+        heights arrive before the fetch loop next wakes, and a node that just linked to
+        peers far ahead is not ready in between (``/readyz``). One block behind is how
+        a node stands for a moment after each commit elsewhere."""
+        return self.syncing or self.target() > self.chain.height + 1
+
     def target(self) -> int:
         heights = [p.height for p in self._connected(trusted=True) if p.height]
         return max([self.wanted, *heights])

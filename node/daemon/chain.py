@@ -98,6 +98,9 @@ class EntryState:
 
 
 Subscriber = Callable[[Committed], None]
+# Told of each entry the chain refuses or drops: (entry id, rule code, where: "relay",
+# "block" for the block rules at our proposal, "expired" for the mempool's time window).
+RejectionHook = Callable[[bytes, str, str], None]
 
 
 class Chain:
@@ -110,6 +113,7 @@ class Chain:
         mempool: Mempool,
         *,
         max_rejections: int = MAX_REMEMBERED_REJECTIONS,
+        on_rejected: RejectionHook | None = None,
     ) -> None:
         self.store = store  # read freely (snapshots); written only here
         self.genesis = genesis
@@ -118,6 +122,7 @@ class Chain:
         self._rejected: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
         self._max_rejections = max_rejections
         self._subscribers: list[Subscriber] = []
+        self._on_rejected = on_rejected
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` after every commit, after those that subscribed before it.
@@ -218,6 +223,8 @@ class Chain:
             except (EntryError, Rejection, MempoolError) as refusal:
                 if not isinstance(refusal, DuplicateEntry):
                     refused.append(refusal.code)
+                    if self._on_rejected is not None:
+                        self._on_rejected(entry_id, refusal.code, "relay")
         return refused
 
     def admit_proposed(self, entries: Iterable[SignedEntry], *, now_ms: int) -> None:
@@ -249,7 +256,7 @@ class Chain:
         """
         self._expect_next(height)
         for entry_id in self.mempool.drop_stale(time_ms):
-            self._remember(entry_id, "stale", "entry expired in the mempool")
+            self._remember(entry_id, "stale", "entry expired in the mempool", "expired")
         candidates = self.mempool.reap(self.genesis.params.max_block_entries)
         proposed = self._maker.propose(
             height=height,
@@ -261,7 +268,7 @@ class Chain:
         )
         for rejected in proposed.result.rejected:
             if rejected.entry_id is not None:
-                self._remember(rejected.entry_id, rejected.code, rejected.message)
+                self._remember(rejected.entry_id, rejected.code, rejected.message, "block")
                 self.mempool.remove([rejected.entry_id])
         return proposed
 
@@ -318,7 +325,9 @@ class Chain:
         if height != self.store.height + 1:
             raise StaleHeight(height, self.store.height)
 
-    def _remember(self, entry_id: bytes, code: str, message: str) -> None:
+    def _remember(self, entry_id: bytes, code: str, message: str, where: str) -> None:
+        if self._on_rejected is not None:
+            self._on_rejected(entry_id, code, where)
         self._rejected[entry_id] = (code, message)
         self._rejected.move_to_end(entry_id)
         while len(self._rejected) > self._max_rejections:

@@ -116,6 +116,8 @@ class ConsensusHost:
         # True while ``apply`` commits a decision: the driver then starts the next height
         # from apply's answer, so the commit notice must not start it a second time.
         self._applying = False
+        # Told the (height, round) after every step (node.daemon.consensus_watch.RoundWatch).
+        self.on_round: Callable[[int, int], None] | None = None
         chain.subscribe(self.on_chain_commit)
 
     # ---- feeding --------------------------------------------------------------------
@@ -126,7 +128,7 @@ class ConsensusHost:
         try:
             drive(self.core, self, event)
         except InputError as exc:
-            log.warning("consensus input refused: %s", exc)
+            log.warning("consensus input refused: %s", exc, extra=self._fields())
         except Exception as failure:
             # Our own invariant broke (e.g. a decided block we cannot apply): stop loudly.
             self.faults.fail(failure)
@@ -190,7 +192,8 @@ class ConsensusHost:
         entry = self.blocks.get(decision.block)
         if entry is None:
             # Decided on precommits without the proposal: fetch the block from peers.
-            log.info("decided height %d without its block; fetching", decision.height)
+            fields = {"height": decision.height, "round": decision.round}
+            log.info("decided height %d without its block; fetching", decision.height, extra=fields)
             self.want_blocks(decision.height)
             return None
         block, last_commit = entry
@@ -266,8 +269,10 @@ class ConsensusHost:
         for reason, count in output.dropped.items():
             metrics.dropped.labels(reason).inc(count)
         for evidence in output.evidence:
-            log.warning("equivocation evidence: %s", evidence)
+            log.warning("equivocation evidence: %s", evidence, extra=self._fields())
         metrics.round.set(self.core.round)
+        if self.on_round is not None:
+            self.on_round(self.core.height, self.core.round)
         if log.isEnabledFor(logging.DEBUG) and (output.send or output.decided or output.dropped):
             log.debug(
                 "at %s -> send %s decided %s dropped %s",
@@ -353,6 +358,10 @@ class ConsensusHost:
 
     # ---- internals ------------------------------------------------------------------
 
+    def _fields(self) -> dict[str, object]:
+        """The structured fields of a consensus log line: where the core is."""
+        return {"height": self.core.height, "round": self.core.round}
+
     def _where(self) -> str:
         core = self.core
         state = "/decided" if core.decided else "/held" if core.waiting else ""
@@ -369,7 +378,11 @@ class ConsensusHost:
             return "vote", message.encode()
         cached = self.blocks.get(message.proposal.block)
         if cached is None:
-            log.warning("no block cached for the proposal at %d", message.height)
+            log.warning(
+                "no block cached for the proposal at %d",
+                message.height,
+                extra={"height": message.height, "round": message.proposal.round},
+            )
             return None
         block, last_commit = cached
         return "proposal", encode_proposal_package(message.encode(), block, last_commit)
@@ -446,6 +459,7 @@ class ConsensusHost:
                 block_hash.hex()[:12],
                 block.header.height,
                 exc,
+                extra={**self._fields(), "height": block.header.height},
             )
             return False
         self.staged[block_hash] = staged

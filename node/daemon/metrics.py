@@ -64,6 +64,50 @@ class NodeMetrics:
             registry=r,
         )
 
+        # Consensus progress and health (node.daemon.consensus_watch feeds most of them).
+        self.rounds_past_zero = Counter(
+            "customs_consensus_rounds_past_zero",
+            "Consensus rounds started past round 0 (a round that ended without a decision)",
+            registry=r,
+        )
+        self.decided_round = Histogram(
+            "customs_consensus_decided_round",
+            "The round each stored block was decided at (its commit's round)",
+            buckets=(0, 1, 2, 3, 5, 8, 13),
+            registry=r,
+        )
+        self.validators_heard = Gauge(
+            "customs_validators_heard",
+            "Validators this node hears: itself if one, and its linked validator peers",
+            registry=r,
+        )
+        self.validators_quorum = Gauge(
+            "customs_validators_quorum", "Validators a quorum needs (from genesis)", registry=r
+        )
+        self.quorum_lost = Counter(
+            "customs_quorum_lost", "Times the node stopped hearing a quorum", registry=r
+        )
+        self.quorum_regained = Counter(
+            "customs_quorum_regained", "Times the node heard a quorum again", registry=r
+        )
+        self.sync_target = Gauge(
+            "customs_sync_target_height",
+            "Greatest height known to be stored elsewhere (trusted peers' announcements)",
+            registry=r,
+        )
+        self.blocks_behind = Gauge(
+            "customs_blocks_behind", "Sync target height minus our height (0 if none)", registry=r
+        )
+        self.peer_linked = Gauge(
+            "customs_peer_linked",
+            "1 while a link to the peer is up, 0 while not (members with an endpoint)",
+            ["peer"],
+            registry=r,
+        )
+        self.store_bytes = Gauge(
+            "customs_store_bytes", "Bytes on disk of the node's LevelDB directory", registry=r
+        )
+
     # node.daemon.api.ApiObserver: the API's refusals; an entry refused at intake counts with
     # the entries refused in blocks, under its rule code.
     def refused_request(self, route: str, status: int, code: str) -> None:

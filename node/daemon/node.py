@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ from node.daemon.chain import Chain, Committed
 from node.daemon.clock import now_ms
 from node.daemon.config import NodeConfig, peer_urls
 from node.daemon.consensus_host import SIGNING_STATE_KEY, ConsensusHost
+from node.daemon.consensus_watch import QuorumWatch, RejectionLog, RoundWatch, dir_bytes
 from node.daemon.events import EventHub
 from node.daemon.gossip_payloads import (
     MAX_ENTRIES_PER_GOSSIP,
@@ -68,6 +70,8 @@ ENTRY_FLUSH_S = 0.02
 PROFILE_ENV = "CUSTOMS_NODE_PROFILE"
 SHUTDOWN_STEP_S = 5.0
 HOUSEKEEPING_S = 0.5
+# The store's size is a directory listing: sampled this often, not every tick.
+STORE_SIZE_S = 10.0
 # CPython's default (700, 10, 10) runs a young collection every 700 container
 # allocations and a full one every 70,000, each walking every live object: with a full
 # mempool and the store's caches that was ~6% of a node's CPU under load, for almost no
@@ -94,7 +98,7 @@ class _Live:
 
     @property
     def syncing(self) -> bool:
-        return self._node.sync.syncing
+        return self._node.sync.catching_up
 
     def peers(self) -> list[PeerStatus]:
         return self._node.peers.peers()
@@ -136,8 +140,15 @@ class Node:
             entry_window_ms=params.entry_window_ms,
         )
         genesis_bytes = config.genesis_file.read_bytes()  # before anything needs closing
+        validators = genesis.validators
+        self.is_validator = validators.index_of(self.member_id) is not None
+        self.rejections = RejectionLog()
+        self.quorum = QuorumWatch(self.metrics, quorum=validators.quorum, validators=validators.n)
+        self.rounds = RoundWatch(self.metrics)
+        self._store_sampled = -STORE_SIZE_S
         self.store = Store.open(config.data_dir / "ledger", genesis)  # read freely
-        self.chain = Chain(self.store, genesis, mempool)  # the store's one writer
+        # The store's one writer.
+        self.chain = Chain(self.store, genesis, mempool, on_rejected=self._entry_rejected)
         self.chain.subscribe(self._committed)
         self.events = EventHub(
             self.store,
@@ -180,6 +191,7 @@ class Node:
             metrics=self.metrics,
             limits=self.wire_limits,
         )
+        self.host.on_round = self.rounds.at
         self.service = Service(
             self.chain,
             member_id=self.member_id,
@@ -242,7 +254,7 @@ class Node:
             max_in_flight=config.limits.max_api_connections,
             max_writes=config.limits.max_api_writes,
             body_timeout_s=config.timeouts.request_body_ms / 1000,
-            observer=self.metrics,
+            observer=_ApiRefusals(self.metrics, self.rejections),
         )
         self.peers.attach(app)
         self.events.attach(app)
@@ -333,6 +345,7 @@ class Node:
         block = done.block
         height = block.header.height
         self.metrics.block_commit_seconds.observe(done.seconds)
+        self.metrics.decided_round.observe(done.commit.round)
         self.metrics.entries_committed.inc(len(block.entries))
         self.metrics.height.set(height)
         self.peers.set_height(height)
@@ -342,7 +355,7 @@ class Node:
                 "committed height %d with %s",
                 height,
                 plural(len(block.entries), "entry", "entries"),
-                extra={"height": height, "entries": len(block.entries)},
+                extra={"height": height, "round": done.commit.round, "entries": len(block.entries)},
             )
 
     # ---- peers ----------------------------------------------------------------------
@@ -375,6 +388,14 @@ class Node:
             self.metrics.entries_rejected.labels(code).inc()
         self.host.entries_pending()
 
+    def _entry_rejected(self, entry_id: bytes, code: str, where: str) -> None:
+        """Chain's RejectionHook: one (rate-limited) info line per refused entry."""
+        self.rejections.rejected(time.monotonic(), code, where, entry_id.hex())
+        if where == "expired":
+            # Relayed and block-rule refusals are counted where they are seen (on_entries,
+            # the consensus host); an entry the pool's time window drops, only here.
+            self.metrics.entries_rejected.labels(code).inc()
+
     def _on_commit(self, peer: str, payload: bytes) -> None:
         try:
             commit = Commit.decode(payload)
@@ -402,7 +423,40 @@ class Node:
             self.metrics.mempool.set(len(self.chain.mempool))
             self.metrics.peers.set(len(self.peers.connected()))
             self.metrics.peers_unauthenticated.set(self.peers.unauthenticated())
+            self._watch(time.monotonic())
             self.host.regossip()
+
+    def _watch(self, now: float) -> None:
+        """The housekeeping tick's observations: quorum, sync, links, store, summaries."""
+        metrics = self.metrics
+        linked = set(self.peers.connected())
+        voters = set(self.genesis.validators.ids)
+        self.quorum.heard(len(linked & voters) + self.is_validator, now)
+        target = self.sync.target()
+        metrics.sync_target.set(target)
+        metrics.blocks_behind.set(max(0, target - self.chain.height))
+        for peer in self.peers.peers():
+            metrics.peer_linked.labels(peer.id).set(1 if peer.connected else 0)
+        if now - self._store_sampled >= STORE_SIZE_S:
+            self._store_sampled = now
+            metrics.store_bytes.set(dir_bytes(self.config.data_dir / "ledger"))
+        self.rejections.flush(now)
+
+
+class _ApiRefusals:
+    """``api.ApiObserver``: the metrics count every refusal, and an entry refused at
+    intake gets its line in the rejection log (the API does not know its id)."""
+
+    def __init__(self, metrics: NodeMetrics, rejections: RejectionLog) -> None:
+        self._metrics = metrics
+        self._rejections = rejections
+
+    def refused_request(self, route: str, status: int, code: str) -> None:
+        self._metrics.refused_request(route, status, code)
+
+    def refused_entry(self, code: str) -> None:
+        self._metrics.refused_entry(code)
+        self._rejections.rejected(time.monotonic(), code, "api")
 
 
 def _relayable_entries(payload: bytes, limits: Limits) -> bool:
